@@ -1,0 +1,167 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// config is the sidecar's configuration, from flags and SIDECAR_* variables.
+type config struct {
+	Listen          string
+	Upstream        string
+	Data            string
+	InMemory        bool
+	Retention       time.Duration
+	AdminToken      string
+	Logprobs        bool
+	RequireRollout  bool
+	CaptureContent  bool
+	Sync            bool
+	MaxBody         byteSize
+	Demo            bool
+	LogLevel        string
+	LogFormat       string
+	UpstreamTimeout time.Duration
+	ShutdownTimeout time.Duration
+
+	upstreamURL *url.URL
+	level       zerolog.Level
+}
+
+// parseConfig reads args and the environment. Every flag also reads
+// SIDECAR_<FLAG> (upper case, '-' → '_'); a flag given on the command line
+// beats the variable.
+func parseConfig(args []string, env func(string) string, usage io.Writer) (*config, error) {
+	c := &config{MaxBody: 64 << 20}
+	fs := flag.NewFlagSet("sidecar", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8100", "address for agents, trainers and admin")
+	fs.StringVar(&c.Upstream, "upstream", "http://127.0.0.1:8000", "vLLM base URL (no /v1)")
+	fs.StringVar(&c.Data, "data", "./sidecar-data", "Badger directory")
+	fs.BoolVar(&c.InMemory, "in-memory", false, "keep spans in memory only (nothing on disk)")
+	fs.DurationVar(&c.Retention, "retention", 168*time.Hour, "records older than this expire (0: never)")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "when set, /api/v1/* and /admin/* need Authorization: Bearer <token>")
+	fs.BoolVar(&c.Logprobs, "logprobs", false, "also request (and record) logprobs when the client did not ask")
+	fs.BoolVar(&c.RequireRollout, "require-rollout", false, "answer 400 to traced calls that carry no rollout key")
+	fs.BoolVar(&c.CaptureContent, "capture-content", true, "also keep request messages and output text on the span")
+	fs.BoolVar(&c.Sync, "sync", false, "fsync every commit (survives power loss, not only a crash)")
+	fs.Var(&c.MaxBody, "max-body", "larger request bodies get 413 (e.g. 64MiB)")
+	fs.BoolVar(&c.Demo, "demo", false, "start an embedded simulated vLLM and use it as upstream")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "trace, debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "json, or console for humans")
+	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", 0, "bound on the wait for the upstream's response headers (0: none)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", time.Minute, "on SIGTERM, how long calls in flight may take to finish")
+
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "SIDECAR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v := env(name)
+		if set[f.Name] || v == "" || envErr != nil {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			envErr = fmt.Errorf("invalid value %q for %s: %v", v, name, err)
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	return c, c.validate()
+}
+
+func (c *config) validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("--listen %q: want host:port", c.Listen)
+	}
+	u, err := url.Parse(c.Upstream)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--upstream %q: want an http:// or https:// base URL such as http://127.0.0.1:8000", c.Upstream)
+	}
+	if strings.HasSuffix(strings.TrimSuffix(u.Path, "/"), "/v1") {
+		return fmt.Errorf("--upstream %q: give vLLM's base URL without /v1", c.Upstream)
+	}
+	c.upstreamURL = u
+	if c.Retention < 0 {
+		return fmt.Errorf("--retention %v: must not be negative", c.Retention)
+	}
+	if c.MaxBody <= 0 {
+		return fmt.Errorf("--max-body: must be positive")
+	}
+	if !c.InMemory && c.Data == "" {
+		return errors.New("--data: give a directory, or use --in-memory")
+	}
+	if c.level, err = zerolog.ParseLevel(c.LogLevel); err != nil || c.LogLevel == "" {
+		return fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "console" {
+		return fmt.Errorf("--log-format %q: want json or console", c.LogFormat)
+	}
+	if c.UpstreamTimeout < 0 || c.ShutdownTimeout < 0 {
+		return errors.New("timeouts must not be negative")
+	}
+	return nil
+}
+
+// logger builds the zerolog logger the configuration asks for.
+func (c *config) logger(w io.Writer) zerolog.Logger {
+	if c.LogFormat == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).Level(c.level).With().Timestamp().Logger()
+}
+
+// byteSize is a flag value such as 64MiB, 10MB, 512k or 1048576.
+type byteSize int64
+
+func (b *byteSize) String() string {
+	v := int64(*b)
+	for _, u := range []struct {
+		suffix string
+		size   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if v >= u.size && v%u.size == 0 {
+			return strconv.FormatInt(v/u.size, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+func (b *byteSize) Set(s string) error {
+	num := strings.TrimRightFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	unit := strings.ToLower(strings.TrimSpace(s[len(num):]))
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("want a size like 64MiB")
+	}
+	mult := map[string]int64{
+		"": 1, "b": 1,
+		"k": 1 << 10, "kb": 1000, "kib": 1 << 10,
+		"m": 1 << 20, "mb": 1000 * 1000, "mib": 1 << 20,
+		"g": 1 << 30, "gb": 1000 * 1000 * 1000, "gib": 1 << 30,
+	}[unit]
+	if mult == 0 {
+		return fmt.Errorf("unknown unit %q: want B, KiB, MiB, GiB (or KB, MB, GB)", unit)
+	}
+	if n > (1<<62)/mult {
+		return fmt.Errorf("size too large")
+	}
+	*b = byteSize(n * mult)
+	return nil
+}

@@ -1,0 +1,201 @@
+// Command sidecar is tokentap: run it beside vLLM, point agents at
+// http://SIDECAR/rollout/<rollout-id>/attempt/<n>/v1, and every chat and
+// completions call is recorded with vLLM's exact token IDs as an
+// OpenTelemetry span in a durable store that trainers read back.
+//
+// Usage:
+//
+//	sidecar --upstream http://vllm:8000 [flags]
+//	sidecar --demo                       # no GPU: an embedded simulated vLLM
+//
+// Every flag also reads SIDECAR_<FLAG>. See README.md for the flags, routes
+// and span schema.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tokentap/tokentap/exporter"
+	"github.com/tokentap/tokentap/intercept"
+	"github.com/tokentap/tokentap/internal/api"
+	"github.com/tokentap/tokentap/internal/vllmsim"
+	"github.com/tokentap/tokentap/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stderr, nil))
+}
+
+// run is the whole program; it returns the exit code. ready, when not nil,
+// receives the address the sidecar listens on once it serves.
+func run(ctx context.Context, args []string, env func(string) string, stderr io.Writer, ready chan<- string) int {
+	cfg, err := parseConfig(args, env, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "sidecar:", err)
+		return 2
+	}
+	log := cfg.logger(stderr)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := serve(ctx, cfg, log, ready); err != nil {
+		log.Error().Err(err).Msg("sidecar stopped")
+		return 1
+	}
+	return 0
+}
+
+// serve runs the sidecar until ctx ends, then shuts down gracefully: calls
+// in flight finish (up to --shutdown-timeout) and are recorded, and the
+// store is closed cleanly.
+func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- string) error {
+	upstream := cfg.upstreamURL
+	if cfg.Demo {
+		sim, err := startDemo(log)
+		if err != nil {
+			return err
+		}
+		defer sim.Close()
+		upstream = sim.url
+	}
+
+	st, err := store.Open(ctx, store.Options{
+		Dir: cfg.Data, InMemory: cfg.InMemory, Sync: cfg.Sync, Retention: cfg.Retention, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error().Err(err).Msg("close store")
+		}
+	}()
+
+	recorder := exporter.NewRecorder(st, cfg.CaptureContent, version)
+	proxy, err := intercept.New(intercept.Config{
+		Upstream: upstream, Recorder: recorder, Logprobs: cfg.Logprobs,
+		RequireRollout: cfg.RequireRollout, MaxBody: int64(cfg.MaxBody),
+		UpstreamTimeout: cfg.UpstreamTimeout, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	trainer := api.New(api.Config{Store: st, AdminToken: cfg.AdminToken, UpstreamReady: proxy.UpstreamReady, Logger: log})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           &router{proxy: proxy, api: trainer, upstream: upstream},
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          newStdLogger(log),
+		// No write timeout: a generation may stream for many minutes.
+	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	go proxy.WatchUpstream(watchCtx, 5*time.Second)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info().Str("listen", ln.Addr().String()).Str("upstream", upstream.Redacted()).
+		Str("data", storeDescription(cfg)).Str("version", version).Bool("demo", cfg.Demo).Msg("tokentap serving")
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info().Int64("in_flight", proxy.InFlight()).Msg("shutting down: finishing calls in flight")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn().Err(err).Msg("calls still in flight at the shutdown timeout: cutting them off")
+		srv.Close()
+	}
+	// Cut-off calls are recorded as cancelled before the store closes.
+	recordCtx, cancelRecord := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelRecord()
+	if err := proxy.Wait(recordCtx); err != nil {
+		log.Error().Err(err).Msg("calls not recorded before the store closed")
+	}
+	log.Info().Msg("tokentap stopped")
+	return nil
+}
+
+func storeDescription(cfg *config) string {
+	if cfg.InMemory {
+		return "(in memory)"
+	}
+	return cfg.Data
+}
+
+// router sends tokentap's own paths to the API and everything else to the
+// proxy. Own paths are never forwarded, whatever the request's form.
+type router struct {
+	proxy    *intercept.Proxy
+	api      *api.API
+	upstream *url.URL
+}
+
+func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodConnect && ownPath(r.URL.Path) && (!r.URL.IsAbs() || strings.EqualFold(r.URL.Host, rt.upstream.Host)) {
+		rt.api.ServeHTTP(w, r)
+		return
+	}
+	rt.proxy.ServeHTTP(w, r)
+}
+
+// ownPath reports whether a path is tokentap's rather than vLLM's.
+func ownPath(p string) bool {
+	switch p {
+	case "/healthz", "/readyz", "/metrics", "/v1/traces":
+		return true
+	}
+	return strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/admin/")
+}
+
+// demo is the embedded simulated vLLM of --demo.
+type demo struct {
+	srv *http.Server
+	url *url.URL
+}
+
+func startDemo(log zerolog.Logger) (*demo, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("start demo upstream: %w", err)
+	}
+	d := &demo{
+		srv: &http.Server{Handler: vllmsim.New(vllmsim.Options{}), ReadHeaderTimeout: 10 * time.Second},
+		url: &url.URL{Scheme: "http", Host: ln.Addr().String()},
+	}
+	go d.srv.Serve(ln)
+	log.Info().Str("upstream", d.url.String()).Msg("demo: simulated vLLM started (no GPU needed)")
+	return d, nil
+}
+
+func (d *demo) Close() { d.srv.Close() }

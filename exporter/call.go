@@ -1,0 +1,70 @@
+// Package exporter turns what tokentap records into OpenTelemetry spans and
+// back: a traced LLM call or a reward becomes one span built with the OTel
+// SDK, encoded as OTLP protobuf and committed to the store before the agent
+// gets its last byte. It also reads stored spans back into calls for the
+// trainer views.
+package exporter
+
+import (
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tokentap/tokentap/rollout"
+	"github.com/tokentap/tokentap/tokenids"
+)
+
+// Status is how a call ended.
+type Status string
+
+const (
+	StatusOK        Status = "ok"        // the upstream answered 2xx and the answer was delivered
+	StatusError     Status = "error"     // an upstream error, an unreachable upstream, a broken stream
+	StatusCancelled Status = "cancelled" // the client went away before the answer was complete
+)
+
+// Call is the record of one traced LLM call.
+type Call struct {
+	Key  rollout.Key
+	Seq  uint64
+	Path string // the upstream path, e.g. /v1/chat/completions
+
+	Request  tokenids.Request
+	Response tokenids.Result
+
+	Status     Status
+	HTTPStatus int    // the status the agent received
+	ErrorType  string // e.g. the upstream error's type, "timeout", "cancelled"
+	Error      string // what went wrong, "" when Status is ok
+
+	Start, End time.Time
+
+	// Valid and Problem are the fidelity check's verdict on the IDs.
+	Valid   bool
+	Problem string
+
+	// Parent is the agent's span when it sent a traceparent header; the
+	// call's span then joins the agent's trace.
+	Parent trace.SpanContext
+
+	Upstream         string // the replica that served the call
+	PolicyVersion    string // the policy version when the call was sent
+	PolicyVersionEnd string // ... and when it finished, if different
+
+	// Filled from the stored span when read back.
+	TraceID trace.TraceID
+	SpanID  trace.SpanID
+	// InputMessages and OutputMessages are the captured content (JSON), or
+	// nil when content capture is off.
+	InputMessages  []byte
+	OutputMessages []byte
+}
+
+// Reward is the record of one reward an agent posted.
+type Reward struct {
+	Key   rollout.Key
+	Seq   uint64
+	Name  string
+	Value float64
+	Time  time.Time
+}

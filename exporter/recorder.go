@@ -1,0 +1,325 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tokentap/tokentap/rollout"
+	"github.com/tokentap/tokentap/store"
+	"github.com/tokentap/tokentap/tokenids"
+)
+
+// ScopeName is the instrumentation scope of tokentap's spans.
+const ScopeName = "github.com/tokentap/tokentap"
+
+// maxCapture bounds the captured request and response content of one span,
+// so a 64 MiB request does not become a 64 MiB span.
+const maxCapture = 8 << 20
+
+// Recorder records calls and rewards as spans in the store.
+type Recorder struct {
+	store   *store.Store
+	tracer  trace.Tracer
+	capture bool
+}
+
+// NewRecorder returns a Recorder writing to st. With capture, request
+// messages and output texts are kept on the spans.
+func NewRecorder(st *store.Store, capture bool, version string) *Recorder {
+	tp := sdktrace.NewTracerProvider(
+		// Every call is recorded, whatever a parent's sampling flag says.
+		sdktrace.WithSampler(sdktrace.AlwaysSample()),
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", ServiceName))),
+		// One event per choice, and token arrays are never truncated (the
+		// SDK does not truncate int slices; strings are bounded above).
+		sdktrace.WithRawSpanLimits(sdktrace.SpanLimits{
+			AttributeValueLengthLimit:   -1,
+			AttributeValueDepthLimit:    -1,
+			AttributeCountLimit:         256,
+			EventCountLimit:             -1,
+			AttributePerEventCountLimit: 32,
+			LinkCountLimit:              0,
+			AttributePerLinkCountLimit:  0,
+		}),
+	)
+	return &Recorder{
+		store:   st,
+		tracer:  tp.Tracer(ScopeName, trace.WithInstrumentationVersion(version)),
+		capture: capture,
+	}
+}
+
+// NextSequence allocates the sequence id of a call or reward about to start.
+func (r *Recorder) NextSequence(ctx context.Context, key rollout.Key) (uint64, error) {
+	return r.store.NextSequence(ctx, key.RolloutID, key.AttemptID)
+}
+
+// RecordCall commits a call's span. It returns once the span is durable.
+func (r *Recorder) RecordCall(ctx context.Context, c *Call) error {
+	name := c.Request.Endpoint.Operation()
+	if c.Request.Model != "" {
+		name += " " + c.Request.Model
+	}
+	parent := context.Background()
+	if c.Parent.IsValid() {
+		parent = trace.ContextWithRemoteSpanContext(parent, c.Parent)
+	}
+	_, span := r.tracer.Start(parent, name,
+		trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithTimestamp(c.Start),
+		trace.WithAttributes(callAttributes(c, r.capture)...))
+	addChoiceEvents(span, c)
+	if c.Status != StatusOK {
+		span.SetStatus(codes.Error, c.Error)
+	}
+	span.End(trace.WithTimestamp(c.End))
+	return r.commit(ctx, span, c.Key, c.Seq, store.KindCall, c.End)
+}
+
+// RecordReward commits a reward span.
+func (r *Recorder) RecordReward(ctx context.Context, rw *Reward) error {
+	_, span := r.tracer.Start(context.Background(), SpanNameAnnotation,
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithTimestamp(rw.Time),
+		trace.WithAttributes(append(keyAttributes(rw.Key, rw.Seq),
+			attribute.String(AttrRewardName, rw.Name),
+			attribute.Float64(AttrRewardValue, rw.Value))...))
+	span.End(trace.WithTimestamp(rw.Time))
+	return r.commit(ctx, span, rw.Key, rw.Seq, store.KindReward, rw.Time)
+}
+
+// commit converts an ended span to OTLP with the SDK's own transform and
+// appends it to the store.
+func (r *Recorder) commit(ctx context.Context, span trace.Span, key rollout.Key, seq uint64, kind store.Kind, end time.Time) error {
+	ro, ok := span.(sdktrace.ReadOnlySpan)
+	if !ok {
+		return fmt.Errorf("record %s: the SDK returned a non-recording span", kind)
+	}
+	var got captured
+	if err := otlptrace.NewUnstarted(&got).ExportSpans(ctx, []sdktrace.ReadOnlySpan{ro}); err != nil {
+		return fmt.Errorf("record %s: %w", kind, err)
+	}
+	if len(got.spans) != 1 {
+		return fmt.Errorf("record %s: transform gave %d resource spans", kind, len(got.spans))
+	}
+	rs := got.spans[0]
+	rs.Resource.Attributes = append(rs.Resource.Attributes, resourceKey(key)...)
+	data, err := proto.Marshal(rs)
+	if err != nil {
+		return fmt.Errorf("record %s: encode span: %w", kind, err)
+	}
+	return r.store.Append(ctx, &store.Record{
+		RolloutID: key.RolloutID, AttemptID: key.AttemptID, Seq: seq,
+		Kind: kind, Time: end, Data: data,
+	})
+}
+
+// captured is an otlptrace.Client that keeps what it is given: it lets the
+// SDK's ReadOnlySpan→OTLP transform, internal to otlptrace, do the work.
+type captured struct{ spans []*tracepb.ResourceSpans }
+
+func (c *captured) Start(context.Context) error { return nil }
+func (c *captured) Stop(context.Context) error  { return nil }
+func (c *captured) UploadTraces(_ context.Context, rs []*tracepb.ResourceSpans) error {
+	c.spans = rs
+	return nil
+}
+
+// resourceKey is the rollout key as resource attributes, where Agent
+// Lightning's OTLP receiver looks for it first.
+func resourceKey(key rollout.Key) []*commonpb.KeyValue {
+	return []*commonpb.KeyValue{
+		{Key: AttrAGLRolloutID, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: key.RolloutID}}},
+		{Key: AttrAGLAttemptID, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: key.AttemptID}}},
+	}
+}
+
+func keyAttributes(key rollout.Key, seq uint64) []attribute.KeyValue {
+	return []attribute.KeyValue{
+		attribute.String(AttrRolloutID, key.RolloutID),
+		attribute.String(AttrAttemptID, key.AttemptID),
+		attribute.Int64(AttrSequenceID, int64(seq)),
+		attribute.String(AttrAGLRolloutID, key.RolloutID),
+		attribute.String(AttrAGLAttemptID, key.AttemptID),
+		attribute.Int64(AttrAGLSequenceID, int64(seq)),
+	}
+}
+
+func callAttributes(c *Call, capture bool) []attribute.KeyValue {
+	req, res := &c.Request, &c.Response
+	attrs := keyAttributes(c.Key, c.Seq)
+	attrs = append(attrs,
+		attribute.String(AttrOperation, req.Endpoint.Operation()),
+		attribute.String(AttrProvider, ProviderVLLM),
+		attribute.String(AttrURLPath, c.Path),
+		attribute.Int(AttrHTTPStatus, c.HTTPStatus),
+		attribute.String(AttrCallStatus, string(c.Status)),
+		attribute.Bool(AttrStream, req.Stream),
+		attribute.Int(AttrChoiceCount, req.N),
+		attribute.Bool(AttrTokenIDsValid, c.Valid),
+	)
+	if c.Problem != "" {
+		attrs = append(attrs, attribute.String(AttrTokenIDsProblem, c.Problem))
+	}
+	if c.ErrorType != "" {
+		attrs = append(attrs, attribute.String(AttrErrorType, c.ErrorType))
+	}
+	if req.Model != "" {
+		attrs = append(attrs, attribute.String(AttrRequestModel, req.Model))
+	}
+	if req.Temperature != nil {
+		attrs = append(attrs, attribute.Float64(AttrTemperature, *req.Temperature))
+	}
+	if req.TopP != nil {
+		attrs = append(attrs, attribute.Float64(AttrTopP, *req.TopP))
+	}
+	if req.MaxTokens != nil {
+		attrs = append(attrs, attribute.Int64(AttrMaxTokens, *req.MaxTokens))
+	}
+	if req.Seed != nil {
+		attrs = append(attrs, attribute.Int64(AttrSeed, *req.Seed))
+	}
+	for _, kv := range [...]struct{ key, value string }{
+		{AttrResponseID, res.ResponseID}, {AttrResponseModel, res.Model}, {AttrUpstream, c.Upstream},
+		{AttrPolicyVersion, c.PolicyVersion}, {AttrPolicyEnd, c.PolicyVersionEnd},
+	} {
+		if kv.value != "" {
+			attrs = append(attrs, attribute.String(kv.key, kv.value))
+		}
+	}
+	if res.PromptTokenIDs != nil {
+		attrs = append(attrs, attribute.Int64Slice(AttrPromptTokenIDs, res.PromptTokenIDs))
+	}
+	if len(res.Choices) > 0 {
+		c0 := &res.Choices[0]
+		if c0.TokenIDs != nil {
+			attrs = append(attrs, attribute.Int64Slice(AttrResponseTokenIDs, c0.TokenIDs))
+		}
+		if c0.Logprobs != nil {
+			attrs = append(attrs, attribute.Float64Slice(AttrResponseLogprobs, c0.Logprobs))
+		}
+		reasons := make([]string, len(res.Choices))
+		for i, ch := range res.Choices {
+			reasons[i] = ch.FinishReason
+		}
+		attrs = append(attrs, attribute.StringSlice(AttrFinishReasons, reasons))
+	}
+	if u := res.Usage; u != nil {
+		attrs = append(attrs, attribute.Int64(AttrInputTokens, u.PromptTokens), attribute.Int64(AttrOutputTokens, u.CompletionTokens))
+	}
+	if capture {
+		if in := req.Input; len(in) > 0 && len(in) <= maxCapture {
+			attrs = append(attrs, attribute.String(AttrInputMessages, string(in)))
+		}
+		if out := outputMessages(c); len(out) > 0 && len(out) <= maxCapture {
+			attrs = append(attrs, attribute.String(AttrOutputMessages, string(out)))
+		}
+	}
+	return attrs
+}
+
+// addChoiceEvents adds one gen_ai.choice event per choice, and one
+// tokentap.prompt event per prompt when a completions call had several.
+func addChoiceEvents(span trace.Span, c *Call) {
+	res := &c.Response
+	if len(res.Prompts) > 1 {
+		for i, p := range res.Prompts {
+			if p != nil {
+				span.AddEvent(EventPrompt, trace.WithTimestamp(c.End), trace.WithAttributes(
+					attribute.Int(AttrPromptIndex, i), attribute.Int64Slice(AttrPromptEventTokens, p)))
+			}
+		}
+	}
+	for i := range res.Choices {
+		ch := &res.Choices[i]
+		attrs := []attribute.KeyValue{
+			attribute.Int(AttrChoiceIndex, ch.Index),
+			attribute.Int(AttrChoicePromptIndex, ch.PromptIndex),
+			attribute.String(AttrChoiceFinish, ch.FinishReason),
+			attribute.String(AttrChoiceText, ch.Text),
+		}
+		if ch.TokenIDs != nil {
+			attrs = append(attrs, attribute.Int64Slice(AttrChoiceTokenIDs, ch.TokenIDs))
+		}
+		if ch.Logprobs != nil {
+			attrs = append(attrs, attribute.Float64Slice(AttrChoiceLogprobs, ch.Logprobs))
+		}
+		if ch.Reasoning != "" {
+			attrs = append(attrs, attribute.String(AttrChoiceReasoning, ch.Reasoning))
+		}
+		if ch.ToolCalls != nil {
+			attrs = append(attrs, attribute.String(AttrChoiceToolCalls, string(ch.ToolCalls)))
+		}
+		span.AddEvent(EventChoice, trace.WithTimestamp(c.End), trace.WithAttributes(attrs...))
+	}
+}
+
+// outputMessages renders the choices as OpenAI assistant messages (chat) or
+// texts (completions), a JSON array in choice order.
+func outputMessages(c *Call) []byte {
+	if len(c.Response.Choices) == 0 {
+		return nil
+	}
+	out := []byte{'['}
+	for i, ch := range c.Response.Choices {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		if c.Request.Endpoint != tokenids.Chat {
+			out = tokenids.AppendJSONString(out, ch.Text)
+			continue
+		}
+		out = append(out, `{"role":"assistant","content":`...)
+		if ch.Text == "" && ch.ToolCalls != nil {
+			out = append(out, "null"...)
+		} else {
+			out = tokenids.AppendJSONString(out, ch.Text)
+		}
+		if ch.Reasoning != "" {
+			out = append(out, `,"reasoning":`...)
+			out = tokenids.AppendJSONString(out, ch.Reasoning)
+		}
+		if ch.ToolCalls != nil {
+			out = append(out, `,"tool_calls":`...)
+			out = append(out, ch.ToolCalls...)
+		}
+		out = append(out, '}')
+	}
+	return append(out, ']')
+}
+
+// ErrAttemptComplete is returned for calls and rewards of a completed
+// attempt, and for completing it twice.
+var ErrAttemptComplete = store.ErrAttemptComplete
+
+// Completion is what completing an attempt reports.
+type Completion struct {
+	Calls   int
+	LastSeq uint64
+}
+
+// Complete marks an attempt complete. The caller makes sure none of its
+// calls is still in flight.
+func (r *Recorder) Complete(ctx context.Context, key rollout.Key) (Completion, error) {
+	sum, err := r.store.Complete(ctx, key.RolloutID, key.AttemptID)
+	if err != nil {
+		return Completion{}, err
+	}
+	return Completion{Calls: sum.Calls, LastSeq: sum.LastSeq}, nil
+}
+
+// IsComplete reports whether an attempt was marked complete.
+func (r *Recorder) IsComplete(ctx context.Context, key rollout.Key) (bool, error) {
+	return r.store.IsComplete(ctx, key.RolloutID, key.AttemptID)
+}

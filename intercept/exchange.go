@@ -1,0 +1,230 @@
+package intercept
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tokentap/tokentap/exporter"
+	"github.com/tokentap/tokentap/rollout"
+	"github.com/tokentap/tokentap/tokenids"
+)
+
+// exchange is the state of one request through the proxy. For a traced
+// call it ends in exactly one recorded call.
+type exchange struct {
+	p        *Proxy
+	ctx      context.Context // the client's request context
+	key      rollout.Key
+	seq      uint64
+	endpoint tokenids.Endpoint // 0 for untraced requests
+	path     string
+	parent   trace.SpanContext
+	start    time.Time
+	req      tokenids.Request
+	status   int // the upstream's status
+
+	// contentLength is the length of a body tokentap rewrote whole, -1
+	// otherwise.
+	contentLength int64
+	// problem is the first thing the extractor could not read.
+	problem string
+
+	once      sync.Once
+	finished  bool
+	recordErr error
+	mu        sync.Mutex
+}
+
+func (ex *exchange) begin(key rollout.Key, seq uint64, ep tokenids.Endpoint, path string, parent trace.SpanContext) {
+	ex.key, ex.seq, ex.endpoint, ex.path, ex.parent = key, seq, ep, path, parent
+	ex.start = time.Now()
+	ex.req = tokenids.Request{Endpoint: ep, N: 1, Prompts: 1}
+	ex.p.active.Add(1)
+	ex.p.inflight.Add(1)
+}
+
+func (ex *exchange) traced() bool { return ex.endpoint != 0 }
+
+func (ex *exchange) isFinished() bool {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	return ex.finished
+}
+
+// noteProblem keeps the first extraction problem of the call.
+func (ex *exchange) noteProblem(err error) {
+	ex.mu.Lock()
+	if ex.problem == "" {
+		ex.problem = "unreadable answer: " + err.Error()
+	}
+	ex.mu.Unlock()
+}
+
+// finish records the call once; later calls return the first outcome. It
+// commits before returning, so the caller may then let the agent have the
+// rest of the answer.
+func (ex *exchange) finish(status exporter.Status, httpStatus int, errType, msg string, res *tokenids.Result) error {
+	if !ex.traced() {
+		return nil
+	}
+	ex.once.Do(func() {
+		ex.mu.Lock()
+		ex.finished = true
+		problem := ex.problem
+		ex.mu.Unlock()
+
+		c := &exporter.Call{
+			Key: ex.key, Seq: ex.seq, Path: ex.path,
+			Request: ex.req, Status: status, HTTPStatus: httpStatus,
+			ErrorType: errType, Error: msg,
+			Start: ex.start, End: time.Now(), Parent: ex.parent,
+			Upstream: ex.p.cfg.Upstream.Host,
+		}
+		if res != nil {
+			c.Response = *res
+		}
+		valid, checked := tokenids.Check(&ex.req, &c.Response)
+		switch {
+		case status != exporter.StatusOK:
+			valid = false
+			checked = joinProblems("call "+string(status), problem, checked)
+		case problem != "":
+			valid = false
+			checked = joinProblems(problem, checked)
+		}
+		c.Valid, c.Problem = valid, checked
+
+		// The client may be gone (that is what a cancelled call is): the
+		// record is written regardless.
+		ex.recordErr = ex.p.cfg.Recorder.RecordCall(context.WithoutCancel(ex.ctx), c)
+		ev := ex.p.log.Debug()
+		if ex.recordErr != nil {
+			ev = ex.p.log.Error().Err(ex.recordErr)
+		}
+		ev.Str("rollout_id", ex.key.RolloutID).Str("attempt_id", ex.key.AttemptID).Uint64("seq", ex.seq).
+			Str("status", string(status)).Int("http_status", httpStatus).Bool("token_ids_valid", valid).
+			Dur("duration", c.End.Sub(c.Start)).Msg("call recorded")
+
+		ex.p.attempts.end(ex.key)
+		ex.p.active.Add(-1)
+		ex.p.inflight.Done()
+	})
+	return ex.recordErr
+}
+
+func joinProblems(parts ...string) string {
+	out := ""
+	for _, p := range parts {
+		if p == "" {
+			continue
+		}
+		if out != "" {
+			out += "; "
+		}
+		out += p
+	}
+	return out
+}
+
+// fail records a call tokentap refused and returns the answer for it.
+func (ex *exchange) fail(r *http.Request, status int, errType, msg string) *http.Response {
+	ex.finish(exporter.StatusError, status, errType, msg, nil)
+	return errorResponse(r, status, msg)
+}
+
+// readBody reads an answer whole; a client that went away while it was
+// read makes the call cancelled.
+func (ex *exchange) readBody(resp *http.Response) ([]byte, error) {
+	defer resp.Body.Close()
+	var buf []byte
+	if resp.ContentLength > 0 && resp.ContentLength <= maxResponse {
+		buf = make([]byte, 0, resp.ContentLength)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := resp.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+		if len(buf) > maxResponse {
+			return buf, fmt.Errorf("answer is over %d bytes", maxResponse)
+		}
+	}
+}
+
+// upstreamError passes an upstream error answer on unchanged and records
+// the call with its status.
+func (ex *exchange) upstreamError(resp *http.Response) *http.Response {
+	body, err := ex.readBody(resp)
+	if err != nil {
+		return ex.readFailed(resp, err)
+	}
+	msg, errType := "upstream answered "+strconv.Itoa(resp.StatusCode), "http_"+strconv.Itoa(resp.StatusCode)
+	if e, ok := tokenids.ParseError(body); ok {
+		msg = e.Message
+		if e.Type != "" {
+			errType = e.Type
+		}
+	}
+	ex.finish(exporter.StatusError, resp.StatusCode, errType, msg, nil)
+	ex.setBody(resp, body)
+	return resp
+}
+
+// jsonAnswer reads a non-streaming answer, extracts the IDs, strips what
+// tokentap injected, and commits the call before the agent gets any of it.
+func (ex *exchange) jsonAnswer(resp *http.Response) *http.Response {
+	body, err := ex.readBody(resp)
+	if err != nil {
+		return ex.readFailed(resp, err)
+	}
+	res, out, err := tokenids.ParseResponse(&ex.req, body, ex.req.Strip())
+	if err != nil {
+		ex.noteProblem(err)
+	}
+	if err := ex.finish(exporter.StatusOK, resp.StatusCode, "", "", &res); err != nil {
+		return errorResponse(resp.Request, http.StatusServiceUnavailable, "tokentap could not record this call, so it withholds the answer: "+err.Error())
+	}
+	ex.setBody(resp, out)
+	return resp
+}
+
+// readFailed handles an answer that broke off while tokentap read it.
+func (ex *exchange) readFailed(resp *http.Response, err error) *http.Response {
+	if ex.ctx.Err() != nil {
+		ex.finish(exporter.StatusCancelled, resp.StatusCode, "cancelled", "the client went away while the answer was read", nil)
+	} else {
+		ex.finish(exporter.StatusError, http.StatusBadGateway, "upstream_broken", "reading the upstream's answer: "+err.Error(), nil)
+	}
+	return errorResponse(resp.Request, http.StatusBadGateway, "reading the upstream's answer: "+err.Error())
+}
+
+func (ex *exchange) setBody(resp *http.Response, body []byte) {
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	ex.contentLength = int64(len(body))
+}
+
+// statusOf maps the errors of attempt bookkeeping to HTTP statuses.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, exporter.ErrAttemptComplete), errors.Is(err, errCompleting):
+		return http.StatusConflict
+	}
+	return http.StatusServiceUnavailable
+}

@@ -1,0 +1,425 @@
+// Package intercept is tokentap's agent-facing side: a goproxy server that
+// forwards every call to the configured vLLM upstream, keys it by rollout and
+// attempt, injects return_token_ids into chat and completions requests, tees
+// the answer (JSON or SSE, each event passed on as it arrives) through the
+// token ID extractor, strips what it injected, and hands one call record per
+// exchange to the exporter, committed before the agent receives its last
+// byte. It also serves the agent's reward and complete calls.
+//
+// Requests sent to tokentap as to a server go through goproxy's
+// NonproxyHandler, which turns them into proxy requests for the upstream and
+// re-enters goproxy, so that one set of request and response hooks serves
+// them and HTTP_PROXY-style absolute-URI requests alike. The upstream is
+// always the configured one: a request's Host never chooses where it goes.
+package intercept
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/elazarl/goproxy"
+	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tokentap/tokentap/exporter"
+	"github.com/tokentap/tokentap/internal/httperr"
+	"github.com/tokentap/tokentap/rollout"
+	"github.com/tokentap/tokentap/tokenids"
+)
+
+// Config configures a Proxy.
+type Config struct {
+	// Upstream is vLLM's base URL, without /v1.
+	Upstream *url.URL
+	Recorder *exporter.Recorder
+	// Logprobs asks vLLM for per-token logprobs on every traced call.
+	Logprobs bool
+	// RequireRollout answers 400 to traced calls that carry no rollout key.
+	RequireRollout bool
+	// MaxBody bounds request bodies; larger ones get 413.
+	MaxBody int64
+	// UpstreamTimeout bounds the wait for the upstream's response headers
+	// (0: no bound; generations may legitimately take minutes).
+	UpstreamTimeout time.Duration
+	Logger          zerolog.Logger
+}
+
+// maxResponse bounds a non-streaming answer tokentap reads whole.
+const maxResponse = 256 << 20
+
+// maxEvent bounds one SSE event; past it the stream is passed on untouched.
+const maxEvent = 16 << 20
+
+// Proxy is the agent-facing handler.
+type Proxy struct {
+	cfg      Config
+	gp       *goproxy.ProxyHttpServer
+	tr       *http.Transport
+	log      zerolog.Logger
+	attempts attempts
+	inflight sync.WaitGroup
+	active   atomic.Int64
+	health   health
+}
+
+// New builds a Proxy.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Upstream == nil || cfg.Upstream.Host == "" || (cfg.Upstream.Scheme != "http" && cfg.Upstream.Scheme != "https") {
+		return nil, fmt.Errorf("upstream must be an http:// or https:// URL with a host, got %q", cfg.Upstream)
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 64 << 20
+	}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, tr: newTransport(cfg.UpstreamTimeout)}
+	p.attempts.init()
+
+	gp := goproxy.NewProxyHttpServer()
+	// goproxy's default transport keeps 2 idle connections per host, skips
+	// TLS verification and honours HTTP_PROXY; ours does none of that.
+	gp.Tr = p.tr
+	gp.Logger = goproxyLogger{p.log}
+	gp.NonproxyHandler = http.HandlerFunc(p.redispatch)
+	gp.OnRequest().DoFunc(p.onRequest)
+	gp.OnResponse().DoFunc(p.onResponse)
+	p.gp = gp
+	return p, nil
+}
+
+func newTransport(responseTimeout time.Duration) *http.Transport {
+	return &http.Transport{
+		Proxy: nil,
+		DialContext: (&net.Dialer{
+			Timeout:   5 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ResponseHeaderTimeout: responseTimeout,
+		// Ask for identity bodies: the extractor reads them as they come.
+		DisableCompression: true,
+		WriteBufferSize:    32 << 10,
+		ReadBufferSize:     32 << 10,
+	}
+}
+
+// ServeHTTP serves an agent's request: the reward and complete calls, or a
+// call forwarded to the upstream.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		// tokentap is not a tunnel: it forwards to its upstream only.
+		httperr.Write(w, http.StatusMethodNotAllowed, "CONNECT is not supported: tokentap forwards plain HTTP to its upstream only")
+		return
+	}
+	if r.URL.IsAbs() && !p.isUpstream(r.URL) {
+		httperr.Write(w, http.StatusForbidden, fmt.Sprintf("tokentap forwards to its upstream %s only, not to %s", p.cfg.Upstream.Host, r.URL.Host))
+		return
+	}
+	key, rest, prefixed, err := rollout.ParsePath(r.URL.Path)
+	if err == nil && !prefixed {
+		err = rollout.CheckPath(r.URL.Path)
+	}
+	if err != nil {
+		httperr.Write(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if prefixed {
+		switch rest {
+		case "reward":
+			p.serveReward(w, r, key)
+			return
+		case "complete":
+			p.serveComplete(w, r, key)
+			return
+		}
+	}
+	ex := &exchange{p: p, contentLength: -1}
+	ctx := context.WithValue(r.Context(), exchangeKey{}, ex)
+	ex.ctx = ctx
+	rw := &responseWriter{ResponseWriter: w, ex: ex}
+	p.gp.ServeHTTP(rw, r.WithContext(ctx))
+	// Whatever happened on the way, a traced call is recorded.
+	ex.finish(exporter.StatusError, rw.status, "proxy_error", "the exchange ended without an answer from the upstream", nil)
+}
+
+// redispatch is goproxy's NonproxyHandler: a request sent to tokentap as to
+// a server becomes a proxy request for the upstream and re-enters goproxy,
+// so the hooks run. The target is always the configured upstream.
+func (p *Proxy) redispatch(w http.ResponseWriter, r *http.Request) {
+	r.URL.Scheme = p.cfg.Upstream.Scheme
+	r.URL.Host = p.cfg.Upstream.Host
+	p.gp.ServeHTTP(w, r)
+}
+
+func (p *Proxy) isUpstream(u *url.URL) bool {
+	return strings.EqualFold(u.Host, p.cfg.Upstream.Host) || strings.EqualFold(hostPort(u), hostPort(p.cfg.Upstream))
+}
+
+// hostPort spells a URL's host with its port, default ports included.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return strings.ToLower(u.Host)
+	}
+	port := "80"
+	if u.Scheme == "https" {
+		port = "443"
+	}
+	return strings.ToLower(net.JoinHostPort(u.Hostname(), port))
+}
+
+type exchangeKey struct{}
+
+func exchangeOf(r *http.Request) *exchange {
+	ex, _ := r.Context().Value(exchangeKey{}).(*exchange)
+	return ex
+}
+
+// tracedEndpoint says whether a method and upstream path are a traced call.
+func tracedEndpoint(method, path string) tokenids.Endpoint {
+	if method != http.MethodPost {
+		return 0
+	}
+	switch path {
+	case "/v1/chat/completions":
+		return tokenids.Chat
+	case "/v1/completions":
+		return tokenids.Completions
+	}
+	return 0
+}
+
+// onRequest strips the rollout prefix, points the request at the upstream,
+// and for traced calls allocates the sequence id and injects
+// return_token_ids.
+func (p *Proxy) onRequest(r *http.Request, pctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+	ex := exchangeOf(r)
+	if ex == nil {
+		// Only ServeHTTP enters goproxy; this cannot happen.
+		return r, errorResponse(r, http.StatusInternalServerError, "request entered the proxy without an exchange")
+	}
+	if !p.isUpstream(r.URL) {
+		return r, errorResponse(r, http.StatusForbidden, "tokentap forwards to its upstream only")
+	}
+	key, rest, prefixed, err := rollout.ParsePath(r.URL.Path)
+	if err != nil {
+		return r, errorResponse(r, http.StatusBadRequest, err.Error())
+	}
+	path := r.URL.Path
+	if prefixed {
+		path = "/" + rest
+	} else if key, err = rollout.FromHeaders(r.Header.Get(rollout.HeaderRolloutID), r.Header.Get(rollout.HeaderAttemptID)); err != nil {
+		return r, errorResponse(r, http.StatusBadRequest, err.Error())
+	}
+	r.Header.Del(rollout.HeaderRolloutID)
+	r.Header.Del(rollout.HeaderAttemptID)
+	r.URL.Scheme = p.cfg.Upstream.Scheme
+	r.URL.Host = p.cfg.Upstream.Host
+	r.URL.Path = strings.TrimSuffix(p.cfg.Upstream.Path, "/") + path
+	r.URL.RawPath = ""
+	r.Host = ""
+
+	ep := tracedEndpoint(r.Method, path)
+	if ep == 0 {
+		return r, nil // forwarded untouched
+	}
+	if key.IsZero() && p.cfg.RequireRollout {
+		return r, errorResponse(r, http.StatusBadRequest, "this call carries no rollout key: use /rollout/{rollout_id}/attempt/{attempt_id}/v1/... or the X-Rollout-Id header (--require-rollout is on)")
+	}
+	if err := p.attempts.begin(r.Context(), p.cfg.Recorder, key); err != nil {
+		return r, errorResponse(r, statusOf(err), err.Error())
+	}
+	seq, err := p.cfg.Recorder.NextSequence(r.Context(), key)
+	if err != nil {
+		p.attempts.end(key)
+		if errors.Is(err, exporter.ErrAttemptComplete) {
+			return r, errorResponse(r, http.StatusConflict, fmt.Sprintf("attempt %s of rollout %s is complete", key.AttemptID, key.RolloutID))
+		}
+		p.log.Error().Err(err).Str("rollout_id", key.RolloutID).Msg("allocate sequence id")
+		return r, errorResponse(r, http.StatusServiceUnavailable, "tokentap could not allocate a sequence id: "+err.Error())
+	}
+	ex.begin(key, seq, ep, path, parentOf(r))
+	if resp := p.prepareBody(r, ex); resp != nil {
+		return r, resp
+	}
+	return r, nil
+}
+
+// prepareBody reads a traced request's body and injects return_token_ids.
+// A failure answers the client and is recorded as the call's outcome.
+func (p *Proxy) prepareBody(r *http.Request, ex *exchange) *http.Response {
+	if r.ContentLength > p.cfg.MaxBody {
+		return ex.fail(r, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("request body of %d bytes is over the %d-byte limit", r.ContentLength, p.cfg.MaxBody))
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, p.cfg.MaxBody+1))
+	r.Body.Close()
+	if err != nil {
+		if r.Context().Err() != nil {
+			ex.finish(exporter.StatusCancelled, 0, "cancelled", "the client went away while sending its request", nil)
+			return errorResponse(r, http.StatusBadRequest, "request body: "+err.Error())
+		}
+		return ex.fail(r, http.StatusBadRequest, "bad_request", "read request body: "+err.Error())
+	}
+	if int64(len(body)) > p.cfg.MaxBody {
+		return ex.fail(r, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("request body is over the %d-byte limit", p.cfg.MaxBody))
+	}
+	out, req, err := tokenids.PrepareRequest(ex.endpoint, body, tokenids.Options{Logprobs: p.cfg.Logprobs})
+	if err != nil {
+		return ex.fail(r, http.StatusBadRequest, "bad_request", err.Error())
+	}
+	ex.req = req
+	r.Body = io.NopCloser(bytes.NewReader(out))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(out)), nil }
+	r.ContentLength = int64(len(out))
+	r.TransferEncoding = nil
+	r.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	return nil
+}
+
+// onResponse tees a traced call's answer through the extractor.
+func (p *Proxy) onResponse(resp *http.Response, pctx *goproxy.ProxyCtx) *http.Response {
+	ex := exchangeOf(pctx.Req)
+	if resp == nil {
+		return p.upstreamFailed(pctx.Req, ex, pctx.Error)
+	}
+	if ex == nil || !ex.traced() || ex.isFinished() {
+		return resp // untraced, or an answer tokentap made itself
+	}
+	ex.status = resp.StatusCode
+	switch {
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		return ex.upstreamError(resp)
+	case strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"):
+		resp.Body = newSSEBody(ex, resp.Body)
+		return resp
+	default:
+		return ex.jsonAnswer(resp)
+	}
+}
+
+// upstreamFailed answers a call whose upstream could not be reached: 502,
+// or 504 when it timed out; a client that went away is recorded as such.
+func (p *Proxy) upstreamFailed(r *http.Request, ex *exchange, err error) *http.Response {
+	if err == nil {
+		err = errors.New("no response")
+	}
+	status, errType := http.StatusBadGateway, "upstream_unreachable"
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		status, errType = http.StatusGatewayTimeout, "upstream_timeout"
+	}
+	msg := fmt.Sprintf("upstream %s: %v", p.cfg.Upstream.Host, unwrapURLError(err))
+	if ex != nil && ex.traced() {
+		if r.Context().Err() != nil {
+			ex.finish(exporter.StatusCancelled, 0, "cancelled", "the client went away before the upstream answered", nil)
+		} else {
+			ex.finish(exporter.StatusError, status, errType, msg, nil)
+		}
+	}
+	p.log.Warn().Str("upstream", p.cfg.Upstream.Host).Int("status", status).Err(unwrapURLError(err)).Msg("upstream request failed")
+	return errorResponse(r, status, msg)
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// errorResponse builds an OpenAI-shaped error answer for goproxy to send.
+func errorResponse(r *http.Request, status int, msg string) *http.Response {
+	body := httperr.Body(status, msg)
+	return &http.Response{
+		StatusCode:    status,
+		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        http.Header{"Content-Type": {"application/json"}, "Content-Length": {strconv.Itoa(len(body))}},
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Request:       r,
+	}
+}
+
+// parentOf reads the W3C traceparent an agent's tracer sent.
+func parentOf(r *http.Request) trace.SpanContext {
+	if r.Header.Get("Traceparent") == "" {
+		return trace.SpanContext{}
+	}
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.HeaderCarrier(r.Header))
+	return trace.SpanContextFromContext(ctx)
+}
+
+// InFlight is the number of traced calls not yet recorded.
+func (p *Proxy) InFlight() int64 { return p.active.Load() }
+
+// Wait returns once every traced call in flight is recorded, or when ctx
+// ends.
+func (p *Proxy) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { p.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%d calls still in flight: %w", p.InFlight(), ctx.Err())
+	}
+}
+
+// responseWriter remembers the status sent and restores the Content-Length
+// of answers tokentap rewrote whole (goproxy drops it when a hook replaces
+// a body).
+type responseWriter struct {
+	http.ResponseWriter
+	ex     *exchange
+	status int
+}
+
+func (w *responseWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+		if w.ex.contentLength >= 0 {
+			w.Header().Set("Content-Length", strconv.FormatInt(w.ex.contentLength, 10))
+		}
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush is what makes goproxy pass each SSE event on as it is written.
+func (w *responseWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// goproxyLogger sends goproxy's warnings to zerolog.
+type goproxyLogger struct{ log zerolog.Logger }
+
+func (l goproxyLogger) Printf(format string, v ...any) {
+	l.log.Debug().Str("component", "goproxy").Msgf(strings.TrimSuffix(format, "\n"), v...)
+}

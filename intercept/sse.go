@@ -1,0 +1,199 @@
+package intercept
+
+import (
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/tokentap/tokentap/exporter"
+	"github.com/tokentap/tokentap/internal/httperr"
+	"github.com/tokentap/tokentap/tokenids"
+)
+
+// sseBody is the body of a streaming answer as the agent reads it: the
+// upstream's events, each handed on whole as soon as it has arrived, with
+// injected fields stripped, while the extractor accumulates the IDs. The
+// call is committed before the "data: [DONE]" event (or the end of the
+// stream) reaches the agent.
+//
+// goproxy copies it with io.Copy, which uses WriteTo: one write, and one
+// flush, per event.
+type sseBody struct {
+	ex       *exchange
+	upstream io.ReadCloser
+	events   *tokenids.EventReader
+	stream   *tokenids.Stream
+	out      []byte // scratch for rewritten events
+	pending  []byte // for Read: bytes of the current event not yet read
+	raw      bool   // an event was too large: pass the rest through untouched
+	err      error  // the error that ended the stream, io.EOF when clean
+}
+
+func newSSEBody(ex *exchange, upstream io.ReadCloser) *sseBody {
+	return &sseBody{
+		ex:       ex,
+		upstream: upstream,
+		events:   tokenids.NewEventReader(upstream, maxEvent),
+		stream:   tokenids.NewStream(&ex.req, ex.req.Strip()),
+	}
+}
+
+// WriteTo hands the stream on event by event.
+func (b *sseBody) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		chunk, err := b.next()
+		if len(chunk) > 0 {
+			n, werr := w.Write(chunk)
+			total += int64(n)
+			if werr != nil {
+				b.ex.finish(exporter.StatusCancelled, http.StatusOK, "cancelled", "the client went away during the stream: "+werr.Error(), b.result())
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// Read serves readers other than io.Copy.
+func (b *sseBody) Read(p []byte) (int, error) {
+	for len(b.pending) == 0 {
+		chunk, err := b.next()
+		b.pending = chunk
+		if len(chunk) == 0 && err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, b.pending)
+	b.pending = b.pending[n:]
+	return n, nil
+}
+
+// Close closes the upstream body. A stream closed before its end is a call
+// cut short.
+func (b *sseBody) Close() error {
+	err := b.upstream.Close()
+	b.ex.finish(exporter.StatusCancelled, http.StatusOK, "cancelled", "the stream was closed before its end", b.result())
+	return err
+}
+
+func (b *sseBody) result() *tokenids.Result {
+	res := b.stream.Result()
+	return &res
+}
+
+// next returns the bytes of the next event to hand on, and io.EOF (with the
+// last bytes) at the end of the stream.
+func (b *sseBody) next() ([]byte, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	if b.raw {
+		return b.passThrough()
+	}
+	ev, err := b.events.Next()
+	switch {
+	case err == nil:
+		return b.event(ev)
+	case errors.Is(err, tokenids.ErrEventTooLarge):
+		b.ex.noteProblem(err)
+		b.raw = true
+		return b.events.Rest(), nil
+	default:
+		return b.end(b.events.Rest(), err)
+	}
+}
+
+func (b *sseBody) event(ev tokenids.Event) ([]byte, error) {
+	if ev.DataLines == 0 {
+		return ev.Raw, nil // a comment, or blank lines
+	}
+	if tokenids.IsDone(ev.Data) {
+		b.stream.Event(ev.Data)
+		if err := b.finishStream(); err != nil {
+			// Not recorded: the agent must not take this answer as whole.
+			b.out = append(b.out[:0], "data: "...)
+			b.out = append(b.out, httperr.Body(http.StatusServiceUnavailable, "tokentap could not record this call: "+err.Error())...)
+			b.out = append(b.out, "\n\n"...)
+			b.out = append(b.out, ev.Raw...)
+			return b.out, nil
+		}
+		return ev.Raw, nil
+	}
+	out, err := b.stream.Event(ev.Data)
+	if err != nil {
+		b.ex.noteProblem(err)
+	}
+	if out == nil && err == nil {
+		return nil, nil // only there because tokentap asked for the IDs
+	}
+	if ev.DataLines != 1 || sameBytes(out, ev.Data) {
+		// Unchanged, or spread over several data lines (vLLM never does
+		// that), which is passed on as it came.
+		return ev.Raw, nil
+	}
+	b.out = append(b.out[:0], ev.Raw[:ev.DataStart]...)
+	b.out = append(b.out, out...)
+	b.out = append(b.out, ev.Raw[ev.DataStart+len(ev.Data):]...)
+	return b.out, nil
+}
+
+// finishStream records a stream that reached its terminator.
+func (b *sseBody) finishStream() error {
+	res := b.result()
+	if e := res.Error; e != nil {
+		return b.ex.finish(exporter.StatusError, http.StatusOK, firstNonEmpty(e.Type, "stream_error"), "error event in the stream: "+e.Message, res)
+	}
+	return b.ex.finish(exporter.StatusOK, http.StatusOK, "", "", res)
+}
+
+// end handles the end of the upstream stream: clean (io.EOF) or broken.
+func (b *sseBody) end(rest []byte, err error) ([]byte, error) {
+	res := b.result()
+	switch {
+	case err == io.EOF && b.stream.Done():
+		// Bytes after [DONE] (none in practice) changed nothing.
+	case err == io.EOF && b.raw:
+		// Past an oversized event nothing was read: record what was, the
+		// noted problem marks the IDs invalid.
+		b.ex.finish(exporter.StatusOK, http.StatusOK, "", "", res)
+	case err == io.EOF:
+		b.ex.finish(exporter.StatusError, http.StatusOK, "stream_incomplete", "the upstream ended the stream without data: [DONE]", res)
+	case b.ex.ctx.Err() != nil:
+		b.ex.finish(exporter.StatusCancelled, http.StatusOK, "cancelled", "the client went away during the stream", res)
+	default:
+		b.ex.finish(exporter.StatusError, http.StatusOK, "upstream_broken", "the upstream stream broke: "+err.Error(), res)
+	}
+	b.err = err
+	return rest, err
+}
+
+// passThrough forwards what follows an oversized event untouched.
+func (b *sseBody) passThrough() ([]byte, error) {
+	if cap(b.out) < 32<<10 {
+		b.out = make([]byte, 32<<10)
+	}
+	buf := b.out[:cap(b.out)]
+	n, err := b.upstream.Read(buf)
+	if err != nil {
+		return b.end(buf[:n], err)
+	}
+	return buf[:n], nil
+}
+
+// sameBytes reports whether a and b are the same slice of memory.
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,423 @@
+// Package api serves what trainers and operators read from tokentap: the
+// rollout list, an attempt's calls and its training triplets (DESIGN §5),
+// and the health probes. It reads the store through the exporter's span
+// decoding and assembles triplets with the rollout package's rules.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tokentap/tokentap/exporter"
+	"github.com/tokentap/tokentap/internal/httperr"
+	"github.com/tokentap/tokentap/rollout"
+	"github.com/tokentap/tokentap/store"
+	"github.com/tokentap/tokentap/tokenids"
+)
+
+// Config configures the API.
+type Config struct {
+	Store *store.Store
+	// AdminToken, when set, must be presented as "Authorization: Bearer
+	// <token>" on /api/v1/* and /admin/*.
+	AdminToken string
+	// UpstreamReady reports whether the upstream answered its health probe
+	// recently (for /readyz).
+	UpstreamReady func() bool
+	Logger        zerolog.Logger
+}
+
+// API is the trainer-facing handler.
+type API struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// New builds the API.
+func New(cfg Config) *API {
+	a := &API{cfg: cfg, mux: http.NewServeMux()}
+	a.mux.HandleFunc("GET /healthz", a.healthz)
+	a.mux.HandleFunc("GET /readyz", a.readyz)
+	a.mux.Handle("GET /api/v1/rollouts", a.guard(a.rollouts))
+	a.mux.Handle("GET /api/v1/rollouts/{rid}/attempts/{aid}/calls", a.guard(a.calls))
+	a.mux.Handle("GET /api/v1/rollouts/{rid}/attempts/{aid}/triplets", a.guard(a.triplets))
+	a.mux.Handle("/api/", a.guard(notFound))
+	a.mux.Handle("/admin/", a.guard(notFound))
+	a.mux.HandleFunc("/", notFound)
+	return a
+}
+
+// Handle adds a route (with the admin guard for /api/ and /admin/ paths).
+func (a *API) Handle(pattern string, h http.Handler) {
+	path := pattern
+	if i := strings.IndexByte(path, ' '); i >= 0 {
+		path = path[i+1:]
+	}
+	if strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/admin/") {
+		h = a.guard(h.ServeHTTP)
+	}
+	a.mux.Handle(pattern, h)
+}
+
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// guard enforces the admin token, compared in constant time.
+func (a *API) guard(h http.HandlerFunc) http.Handler {
+	if a.cfg.AdminToken == "" {
+		return h
+	}
+	want := []byte("Bearer " + a.cfg.AdminToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tokentap"`)
+			httperr.Write(w, http.StatusUnauthorized, "this route needs Authorization: Bearer <admin token>")
+			return
+		}
+		h(w, r)
+	})
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	httperr.Write(w, http.StatusNotFound, "no such route: "+r.Method+" "+r.URL.Path)
+}
+
+func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
+	storeOK := a.cfg.Store != nil
+	upstreamOK := a.cfg.UpstreamReady == nil || a.cfg.UpstreamReady()
+	status := http.StatusOK
+	if !storeOK || !upstreamOK {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, map[string]bool{"store": storeOK, "upstream": upstreamOK})
+}
+
+type rolloutView struct {
+	RolloutID string        `json:"rollout_id"`
+	Attempts  []attemptView `json:"attempts"`
+	Calls     int           `json:"calls"`
+	Rewards   int           `json:"rewards"`
+	LastSeq   uint64        `json:"last_sequence_id"`
+	UpdatedAt time.Time     `json:"updated_at"`
+}
+
+type attemptView struct {
+	AttemptID string    `json:"attempt_id"`
+	Calls     int       `json:"calls"`
+	Rewards   int       `json:"rewards"`
+	FirstSeq  uint64    `json:"first_sequence_id"`
+	LastSeq   uint64    `json:"last_sequence_id"`
+	Complete  bool      `json:"complete"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// rollouts lists rollouts: GET /api/v1/rollouts?limit=&after=.
+func (a *API) rollouts(w http.ResponseWriter, r *http.Request) {
+	limit, err := intParam(r, "limit", 100, 1, 10000)
+	if err != nil {
+		httperr.Write(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	after := r.URL.Query().Get("after")
+	sums, err := a.cfg.Store.Rollouts(r.Context(), after, limit)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	out := struct {
+		Rollouts []rolloutView `json:"rollouts"`
+		Next     string        `json:"next"`
+	}{Rollouts: make([]rolloutView, 0, len(sums))}
+	for _, s := range sums {
+		v := rolloutView{RolloutID: s.RolloutID, Calls: s.Calls, Rewards: s.Rewards, LastSeq: s.LastSeq, UpdatedAt: s.UpdatedAt, Attempts: []attemptView{}}
+		for _, at := range s.Attempts {
+			v.Attempts = append(v.Attempts, attemptView{
+				AttemptID: at.AttemptID, Calls: at.Calls, Rewards: at.Rewards, FirstSeq: at.FirstSeq,
+				LastSeq: at.LastSeq, Complete: at.Complete, UpdatedAt: at.UpdatedAt,
+			})
+		}
+		out.Rollouts = append(out.Rollouts, v)
+	}
+	if len(sums) == limit {
+		out.Next = sums[len(sums)-1].RolloutID
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// attempt reads one attempt's records; aid "latest" names the attempt
+// started last.
+func (a *API) attempt(ctx context.Context, rid, aid string) (store.AttemptSummary, []store.Record, int, error) {
+	if err := rollout.ValidateID("rollout id", rid); err != nil {
+		return store.AttemptSummary{}, nil, http.StatusBadRequest, err
+	}
+	sum, err := a.cfg.Store.Rollout(ctx, rid)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.AttemptSummary{}, nil, http.StatusNotFound, fmt.Errorf("unknown rollout %q", rid)
+	}
+	if err != nil {
+		return store.AttemptSummary{}, nil, http.StatusInternalServerError, err
+	}
+	var at store.AttemptSummary
+	found := false
+	if aid == "latest" {
+		at, found = sum.Latest()
+	} else {
+		for _, x := range sum.Attempts {
+			if x.AttemptID == aid {
+				at, found = x, true
+			}
+		}
+	}
+	if !found {
+		return at, nil, http.StatusNotFound, fmt.Errorf("rollout %q has no attempt %q", rid, aid)
+	}
+	recs, err := a.cfg.Store.Records(ctx, rid, at.AttemptID)
+	if err != nil {
+		return at, nil, http.StatusInternalServerError, err
+	}
+	return at, recs, 0, nil
+}
+
+// decoded is an attempt's records read back.
+type decoded struct {
+	calls   []*exporter.Call
+	rewards []rollout.Reward
+}
+
+func decode(recs []store.Record) (decoded, error) {
+	var d decoded
+	for _, rec := range recs {
+		_, sp, err := exporter.DecodeRecord(rec.Data)
+		if err != nil {
+			return d, fmt.Errorf("record %d: %w", rec.Cursor, err)
+		}
+		if rec.Kind == store.KindCall || exporter.IsCall(sp) {
+			c := exporter.CallFromSpan(sp)
+			c.Seq = rec.Seq
+			d.calls = append(d.calls, c)
+			continue
+		}
+		if name, value, ok := exporter.RewardFromSpan(sp); ok {
+			d.rewards = append(d.rewards, rollout.Reward{Seq: rec.Seq, Name: name, Value: value})
+		}
+	}
+	return d, nil
+}
+
+type callView struct {
+	SequenceID      uint64       `json:"sequence_id"`
+	TraceID         string       `json:"trace_id"`
+	SpanID          string       `json:"span_id"`
+	Operation       string       `json:"operation"`
+	Path            string       `json:"path"`
+	Model           string       `json:"model"`
+	ResponseID      string       `json:"response_id"`
+	Stream          bool         `json:"stream"`
+	Status          string       `json:"status"`
+	HTTPStatus      int          `json:"http_status"`
+	Error           *string      `json:"error"`
+	StartTime       time.Time    `json:"start_time"`
+	EndTime         time.Time    `json:"end_time"`
+	PromptTokenIDs  []int64      `json:"prompt_token_ids"`
+	Prompts         [][]int64    `json:"prompts,omitempty"`
+	Choices         []choiceView `json:"choices"`
+	Usage           *usageView   `json:"usage"`
+	TokenIDsValid   bool         `json:"token_ids_valid"`
+	TokenIDsProblem *string      `json:"token_ids_problem"`
+	Upstream        string       `json:"upstream,omitempty"`
+	PolicyVersion   string       `json:"policy_version,omitempty"`
+	PolicyEnd       string       `json:"policy_version_end,omitempty"`
+}
+
+type choiceView struct {
+	Index        int             `json:"index"`
+	PromptIndex  int             `json:"prompt_index"`
+	TokenIDs     []int64         `json:"token_ids"`
+	Logprobs     []float64       `json:"logprobs"`
+	FinishReason string          `json:"finish_reason"`
+	Text         string          `json:"text"`
+	ToolCalls    json.RawMessage `json:"tool_calls,omitempty"`
+}
+
+type usageView struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+}
+
+type rewardView struct {
+	SequenceID uint64  `json:"sequence_id"`
+	Name       string  `json:"name"`
+	Value      float64 `json:"value"`
+}
+
+func viewCall(c *exporter.Call) callView {
+	v := callView{
+		SequenceID: c.Seq, TraceID: hex.EncodeToString(c.TraceID[:]), SpanID: hex.EncodeToString(c.SpanID[:]),
+		Operation: c.Request.Endpoint.Operation(), Path: c.Path, Model: c.Request.Model, Stream: c.Request.Stream,
+		ResponseID: c.Response.ResponseID,
+		Status:     string(c.Status), HTTPStatus: c.HTTPStatus, StartTime: c.Start, EndTime: c.End,
+		PromptTokenIDs: c.Response.PromptTokenIDs, TokenIDsValid: c.Valid, Choices: []choiceView{},
+		Upstream: c.Upstream, PolicyVersion: c.PolicyVersion, PolicyEnd: c.PolicyVersionEnd,
+	}
+	if v.Model == "" {
+		v.Model = c.Response.Model
+	}
+	if c.Error != "" {
+		v.Error = &c.Error
+	}
+	if c.Problem != "" {
+		v.TokenIDsProblem = &c.Problem
+	}
+	if len(c.Response.Prompts) > 1 {
+		v.Prompts = c.Response.Prompts
+	}
+	if u := c.Response.Usage; u != nil {
+		v.Usage = &usageView{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens}
+	}
+	for _, ch := range c.Response.Choices {
+		v.Choices = append(v.Choices, choiceView{
+			Index: ch.Index, PromptIndex: ch.PromptIndex, TokenIDs: ch.TokenIDs, Logprobs: ch.Logprobs,
+			FinishReason: ch.FinishReason, Text: ch.Text, ToolCalls: ch.ToolCalls,
+		})
+	}
+	return v
+}
+
+// readAttempt reads and decodes the attempt a view request names; on
+// failure it has answered the request.
+func (a *API) readAttempt(w http.ResponseWriter, r *http.Request) (store.AttemptSummary, decoded, bool) {
+	at, recs, status, err := a.attempt(r.Context(), r.PathValue("rid"), r.PathValue("aid"))
+	if err != nil {
+		a.failStatus(w, status, err)
+		return at, decoded{}, false
+	}
+	d, err := decode(recs)
+	if err != nil {
+		a.fail(w, err)
+		return at, d, false
+	}
+	return at, d, true
+}
+
+// calls serves the calls view of one attempt.
+func (a *API) calls(w http.ResponseWriter, r *http.Request) {
+	at, d, ok := a.readAttempt(w, r)
+	if !ok {
+		return
+	}
+	out := struct {
+		RolloutID string       `json:"rollout_id"`
+		AttemptID string       `json:"attempt_id"`
+		Complete  bool         `json:"complete"`
+		Calls     []callView   `json:"calls"`
+		Rewards   []rewardView `json:"rewards"`
+	}{RolloutID: r.PathValue("rid"), AttemptID: at.AttemptID, Complete: at.Complete, Calls: []callView{}, Rewards: []rewardView{}}
+	for _, c := range d.calls {
+		out.Calls = append(out.Calls, viewCall(c))
+	}
+	for _, rw := range d.rewards {
+		out.Rewards = append(out.Rewards, rewardView{SequenceID: rw.Seq, Name: rw.Name, Value: rw.Value})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+type tripletView struct {
+	SequenceID       uint64    `json:"sequence_id"`
+	ChoiceIndex      int       `json:"choice_index"`
+	PromptTokenIDs   []int64   `json:"prompt_token_ids"`
+	ResponseTokenIDs []int64   `json:"response_token_ids"`
+	ResponseLogprobs []float64 `json:"response_logprobs"`
+	Reward           *float64  `json:"reward"`
+}
+
+// triplets serves the triplets view of one attempt.
+func (a *API) triplets(w http.ResponseWriter, r *http.Request) {
+	at, d, ok := a.readAttempt(w, r)
+	if !ok {
+		return
+	}
+	out := struct {
+		RolloutID string        `json:"rollout_id"`
+		AttemptID string        `json:"attempt_id"`
+		Complete  bool          `json:"complete"`
+		Triplets  []tripletView `json:"triplets"`
+	}{RolloutID: r.PathValue("rid"), AttemptID: at.AttemptID, Complete: at.Complete, Triplets: []tripletView{}}
+	for _, t := range rollout.Triplets(tripletCalls(d.calls), d.rewards) {
+		out.Triplets = append(out.Triplets, tripletView{
+			SequenceID: t.Seq, ChoiceIndex: t.ChoiceIndex, PromptTokenIDs: t.PromptTokenIDs,
+			ResponseTokenIDs: t.ResponseTokenIDs, ResponseLogprobs: t.ResponseLogprobs, Reward: t.Reward,
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// tripletCalls maps recorded calls to the rollout package's view of them.
+func tripletCalls(calls []*exporter.Call) []rollout.Call {
+	out := make([]rollout.Call, 0, len(calls))
+	for _, c := range calls {
+		rc := rollout.Call{Seq: c.Seq, Usable: c.Status == exporter.StatusOK && c.Valid}
+		for _, ch := range c.Response.Choices {
+			rc.Choices = append(rc.Choices, rollout.Choice{
+				Index: ch.Index, PromptTokenIDs: promptOf(&c.Response, ch), TokenIDs: ch.TokenIDs, Logprobs: ch.Logprobs,
+			})
+		}
+		out = append(out, rc)
+	}
+	return out
+}
+
+func promptOf(res *tokenids.Result, ch tokenids.Choice) []int64 {
+	if ch.PromptIndex >= 0 && ch.PromptIndex < len(res.Prompts) {
+		return res.Prompts[ch.PromptIndex]
+	}
+	return res.PromptTokenIDs
+}
+
+func (a *API) fail(w http.ResponseWriter, err error) {
+	a.failStatus(w, http.StatusInternalServerError, err)
+}
+
+func (a *API) failStatus(w http.ResponseWriter, status int, err error) {
+	if status >= 500 {
+		a.cfg.Logger.Error().Err(err).Msg("api")
+	}
+	httperr.Write(w, status, err.Error())
+}
+
+func intParam(r *http.Request, name string, def, lo, hi int) (int, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%s must be an integer from %d to %d", name, lo, hi)
+	}
+	return n, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		httperr.Write(w, http.StatusInternalServerError, "encode answer: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
+}

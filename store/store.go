@@ -1,0 +1,434 @@
+// Package store keeps tokentap's records durably in an embedded Badger
+// database: every call, reward and received span under its rollout, attempt
+// and sequence id, a global cursor that orders them as they were committed
+// (the OTLP outbox and trainers' incremental pulls follow it), per-rollout
+// sequence counters that survive restarts, rollout summaries, and retention.
+//
+// Records are opaque bytes to the store (the exporter puts OTLP spans in
+// them). Writes go through one committer goroutine that groups whatever is
+// waiting into a single transaction, so concurrent calls share commits
+// instead of queueing on them, and cursors are handed out in commit order.
+// Append returns once the record is committed: it then survives a crash of
+// the process (and a power loss with Options.Sync).
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/rs/zerolog"
+)
+
+// Kind says what a record holds.
+type Kind uint8
+
+const (
+	KindCall   Kind = 1 // an LLM call traced by the proxy
+	KindReward Kind = 2 // a reward posted by an agent
+	KindSpan   Kind = 3 // a span received from an agent's own tracer
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindCall:
+		return "call"
+	case KindReward:
+		return "reward"
+	case KindSpan:
+		return "span"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Record is one stored item.
+type Record struct {
+	Cursor    uint64 // position in the global commit order, set by Append
+	RolloutID string
+	AttemptID string
+	Seq       uint64 // sequence id within the rollout
+	Kind      Kind
+	Time      time.Time // when the call or reward ended
+	Data      []byte    // the encoded span
+}
+
+// Options configure Open.
+type Options struct {
+	Dir       string        // Badger directory; ignored with InMemory
+	InMemory  bool          // keep everything in memory only
+	Sync      bool          // fsync every commit (survive power loss, not only a crash)
+	Retention time.Duration // records expire after this long; 0 keeps them forever
+	// GCInterval is how often expired data is reclaimed from the value log;
+	// 0 means every 5 minutes.
+	GCInterval time.Duration
+	Logger     zerolog.Logger
+}
+
+// Errors.
+var (
+	ErrClosed          = errors.New("store is closed")
+	ErrNotFound        = errors.New("not found")
+	ErrAttemptComplete = errors.New("attempt is complete")
+)
+
+// Store is the durable record store. Its methods are safe for concurrent use.
+type Store struct {
+	db        *badger.DB
+	opts      Options
+	log       zerolog.Logger
+	writes    chan *writeReq
+	closing   chan struct{}
+	done      sync.WaitGroup
+	closeOnce sync.Once
+	closed    atomic.Bool
+	cursor    atomic.Uint64 // last committed cursor
+
+	rolloutsMu sync.Mutex
+	rollouts   map[string]*rolloutState
+
+	commits      atomic.Uint64
+	commitNanos  atomic.Uint64
+	batchRecords atomic.Uint64
+}
+
+// rolloutState is the in-memory side of a rollout: its sequence counter and
+// the attempts known complete, loaded from the stored summary on first use.
+type rolloutState struct {
+	mu        sync.Mutex
+	allocated uint64 // last sequence id handed out
+	persisted uint64 // highest sequence id committed
+	complete  map[string]bool
+	lastUsed  time.Time
+}
+
+// Key layout. Every record key starts with its rollout and attempt so one
+// attempt is one prefix scan; ids never contain 0x00 (rollout.ValidateID),
+// which separates them.
+//
+//	k | rid 0 aid 0 | seq u64 | cursor u64      -> record
+//	x | cursor u64 | part u32                    -> further parts of a large record
+//	c | cursor u64                               -> the record's k key
+//	r | rid                                      -> rollout summary
+//	m | name                                     -> store metadata (no expiry)
+const (
+	prefixRecord  = 'k'
+	prefixPart    = 'x'
+	prefixCursor  = 'c'
+	prefixRollout = 'r'
+	prefixMeta    = 'm'
+)
+
+var metaCursor = []byte("m/cursor")
+
+// maxPart bounds the bytes of one stored value. Badger keeps values in its
+// memtables in memory mode and refuses those above 1 MiB, so larger records
+// are split.
+const maxPart = 768 << 10
+
+// Open opens (or creates) the store.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	bo := badger.DefaultOptions(opts.Dir).
+		WithLogger(badgerLogger{opts.Logger}).
+		WithSyncWrites(opts.Sync).
+		// Spans are write-once and read rarely: no compression, no block
+		// cache (which only serves compression), a bounded index cache,
+		// small memtables, and values beyond 1 KiB in the value log so
+		// compaction moves keys, not spans. See go-deps-perf.md §3.
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
+		WithIndexCacheSize(32 << 20).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(4).
+		WithValueLogFileSize(64 << 20).
+		WithValueThreshold(1 << 10).
+		WithNumCompactors(2).
+		WithDetectConflicts(false).
+		WithMetricsEnabled(false)
+	if opts.InMemory {
+		bo = bo.WithDir("").WithValueDir("").WithInMemory(true).
+			WithMemTableSize(64 << 20).WithValueThreshold(1 << 20)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		if opts.InMemory {
+			return nil, fmt.Errorf("open in-memory store: %w", err)
+		}
+		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
+	}
+	if opts.GCInterval <= 0 {
+		opts.GCInterval = 5 * time.Minute
+	}
+	s := &Store{
+		db:       db,
+		opts:     opts,
+		log:      opts.Logger,
+		writes:   make(chan *writeReq, 1024),
+		closing:  make(chan struct{}),
+		rollouts: make(map[string]*rolloutState),
+	}
+	if err := s.loadCursor(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.done.Add(2)
+	go s.committer()
+	go s.maintain()
+	return s, nil
+}
+
+func (s *Store) loadCursor() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(metaCursor)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read cursor: %w", err)
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("read cursor: %d bytes, want 8", len(v))
+			}
+			s.cursor.Store(binary.BigEndian.Uint64(v))
+			return nil
+		})
+	})
+}
+
+// Close stops accepting writes, commits what is queued, and closes the
+// database. It is safe to call more than once.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		close(s.closing)
+		s.done.Wait()
+		err = s.db.Close()
+	})
+	return err
+}
+
+// Cursor is the cursor of the last committed record.
+func (s *Store) Cursor() uint64 { return s.cursor.Load() }
+
+// state returns the in-memory state of a rollout, loading it from the
+// stored summary the first time.
+func (s *Store) state(rid string) (*rolloutState, error) {
+	s.rolloutsMu.Lock()
+	st, ok := s.rollouts[rid]
+	if !ok {
+		st = &rolloutState{complete: map[string]bool{}}
+		sum, err := s.Rollout(context.Background(), rid)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			s.rolloutsMu.Unlock()
+			return nil, err
+		default:
+			st.allocated, st.persisted = sum.LastSeq, sum.LastSeq
+			for _, a := range sum.Attempts {
+				if a.Complete {
+					st.complete[a.AttemptID] = true
+				}
+			}
+		}
+		s.rollouts[rid] = st
+	}
+	s.rolloutsMu.Unlock()
+	return st, nil
+}
+
+// NextSequence allocates the next sequence id of a rollout: per rollout,
+// shared by its attempts, starting at 1, strictly increasing, never handed
+// out twice while the rollout's records are retained. It fails with
+// ErrAttemptComplete when the attempt was marked complete.
+func (s *Store) NextSequence(ctx context.Context, rid, aid string) (uint64, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	st, err := s.state(rid)
+	if err != nil {
+		return 0, err
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.complete[aid] {
+		return 0, ErrAttemptComplete
+	}
+	st.allocated++
+	st.lastUsed = time.Now()
+	return st.allocated, nil
+}
+
+// ObserveSequence tells the counter of a rollout about a sequence id that
+// arrived from outside (a received span): later allocations go past it.
+func (s *Store) ObserveSequence(ctx context.Context, rid string, seq uint64) error {
+	st, err := s.state(rid)
+	if err != nil {
+		return err
+	}
+	st.mu.Lock()
+	st.allocated = max(st.allocated, seq)
+	st.lastUsed = time.Now()
+	st.mu.Unlock()
+	return nil
+}
+
+// IsComplete reports whether an attempt was marked complete.
+func (s *Store) IsComplete(ctx context.Context, rid, aid string) (bool, error) {
+	st, err := s.state(rid)
+	if err != nil {
+		return false, err
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.complete[aid], nil
+}
+
+// Append commits records and returns once they are durable (see the package
+// doc), setting each one's Cursor. The records of one call commit together.
+// Cancelling ctx stops the wait, not the commit.
+func (s *Store) Append(ctx context.Context, recs ...*Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	return s.submit(ctx, &writeReq{records: recs})
+}
+
+// Complete marks an attempt complete and returns its summary. It fails with
+// ErrAttemptComplete when it already was. The caller makes sure no call of
+// the attempt is still in flight.
+func (s *Store) Complete(ctx context.Context, rid, aid string) (AttemptSummary, error) {
+	st, err := s.state(rid)
+	if err != nil {
+		return AttemptSummary{}, err
+	}
+	st.mu.Lock()
+	already := st.complete[aid]
+	st.mu.Unlock()
+	if already {
+		return AttemptSummary{}, ErrAttemptComplete
+	}
+	req := &writeReq{complete: &completeReq{rid: rid, aid: aid}}
+	if err := s.submit(ctx, req); err != nil {
+		return AttemptSummary{}, err
+	}
+	return req.complete.result, nil
+}
+
+func (s *Store) submit(ctx context.Context, req *writeReq) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	req.done = make(chan error, 1)
+	select {
+	case s.writes <- req:
+	case <-s.closing:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Stats are figures for /metrics.
+type Stats struct {
+	LSMBytes, VLogBytes int64
+	Cursor              uint64
+	Commits             uint64        // transactions committed
+	CommitTime          time.Duration // total time spent committing
+	CommittedRecords    uint64
+}
+
+// Stats returns the store's current figures.
+func (s *Store) Stats() Stats {
+	lsm, vlog := s.db.Size()
+	return Stats{
+		LSMBytes: lsm, VLogBytes: vlog, Cursor: s.Cursor(),
+		Commits: s.commits.Load(), CommitTime: time.Duration(s.commitNanos.Load()),
+		CommittedRecords: s.batchRecords.Load(),
+	}
+}
+
+// maintain reclaims the value log space of expired records and forgets the
+// in-memory state of rollouts idle for a long time.
+func (s *Store) maintain() {
+	defer s.done.Done()
+	t := time.NewTicker(s.opts.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+			s.reclaim()
+			s.forgetIdle(time.Now().Add(-time.Hour))
+		}
+	}
+}
+
+// reclaim runs Badger's value-log GC until it finds nothing to rewrite.
+func (s *Store) reclaim() {
+	if s.opts.InMemory {
+		return
+	}
+	for i := 0; i < 16; i++ {
+		select {
+		case <-s.closing:
+			return
+		default:
+		}
+		if err := s.db.RunValueLogGC(0.5); err != nil {
+			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+				s.log.Warn().Err(err).Msg("value log GC")
+			}
+			return
+		}
+	}
+}
+
+// forgetIdle drops the state of rollouts unused since before cutoff whose
+// every allocated sequence id is committed, so reloading it from the stored
+// summary gives the same counter.
+func (s *Store) forgetIdle(cutoff time.Time) {
+	s.rolloutsMu.Lock()
+	defer s.rolloutsMu.Unlock()
+	for rid, st := range s.rollouts {
+		st.mu.Lock()
+		idle := st.lastUsed.Before(cutoff) && st.allocated == st.persisted
+		st.mu.Unlock()
+		if idle {
+			delete(s.rollouts, rid)
+		}
+	}
+}
+
+// badgerLogger sends Badger's log lines to zerolog, one level down: Badger
+// is chatty at INFO about routine compactions.
+type badgerLogger struct{ log zerolog.Logger }
+
+func (l badgerLogger) Errorf(f string, a ...any)   { l.emit(l.log.Error(), f, a) }
+func (l badgerLogger) Warningf(f string, a ...any) { l.emit(l.log.Warn(), f, a) }
+func (l badgerLogger) Infof(f string, a ...any)    { l.emit(l.log.Debug(), f, a) }
+func (l badgerLogger) Debugf(f string, a ...any)   { l.emit(l.log.Trace(), f, a) }
+
+func (l badgerLogger) emit(ev *zerolog.Event, f string, a []any) {
+	if ev == nil {
+		return // level disabled: skip the formatting
+	}
+	ev.Str("component", "badger").Msg(strings.TrimSpace(fmt.Sprintf(f, a...)))
+}

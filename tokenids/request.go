@@ -1,0 +1,324 @@
+package tokenids
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Endpoint is the kind of generation call a body belongs to.
+type Endpoint uint8
+
+const (
+	Chat        Endpoint = iota + 1 // POST /v1/chat/completions
+	Completions                     // POST /v1/completions
+)
+
+// Operation is the GenAI semantic-convention operation name of the endpoint.
+func (e Endpoint) Operation() string {
+	if e == Completions {
+		return "text_completion"
+	}
+	return "chat"
+}
+
+// Options say what PrepareRequest injects besides return_token_ids.
+type Options struct {
+	// Logprobs also asks for per-token logprobs when the client did not
+	// (chat: "logprobs": true; completions: "logprobs": 0).
+	Logprobs bool
+}
+
+// Request is what tokentap learned from a call's request body, and what it
+// changed in it.
+type Request struct {
+	Endpoint     Endpoint
+	Model        string
+	Stream       bool
+	IncludeUsage bool // a usage chunk will close the stream
+	N            int  // samples per prompt (1 when absent)
+	Prompts      int  // number of prompts: 1 for chat, len(prompt list) for completions
+	Echo         bool
+	Temperature  *float64
+	TopP         *float64
+	MaxTokens    *int64 // max_tokens, or chat's max_completion_tokens
+	Seed         *int64
+
+	// TokenIDs and Logprobs say whether the upstream was asked for them;
+	// ClientTokenIDs and ClientLogprobs whether the client asked itself. What
+	// tokentap asked for and the client did not is stripped from the answer.
+	TokenIDs       bool
+	Logprobs       bool
+	ClientTokenIDs bool
+	ClientLogprobs bool
+
+	// Input is the raw JSON of the request's messages (chat) or prompt
+	// (completions), a subslice of the body given to PrepareRequest.
+	Input []byte
+}
+
+// Strip says which fields of the answer tokentap added and must remove.
+func (r *Request) Strip() Strip {
+	return Strip{TokenIDs: r.TokenIDs && !r.ClientTokenIDs, Logprobs: r.Logprobs && !r.ClientLogprobs}
+}
+
+// Strip names the injected fields to reset to null in an answer.
+type Strip struct {
+	TokenIDs bool // prompt_token_ids and token_ids
+	Logprobs bool // each choice's logprobs
+}
+
+// Any reports whether anything is to be stripped.
+func (s Strip) Any() bool { return s.TokenIDs || s.Logprobs }
+
+// ErrNotObject is returned for request bodies that are not a JSON object.
+var ErrNotObject = errors.New("request body is not a JSON object")
+
+// edit replaces buf[start:end] with repl (an insertion when start == end).
+type edit struct {
+	start, end int
+	repl       string
+}
+
+// PrepareRequest reads a chat or completions request body and returns it with
+// "return_token_ids": true injected (and logprobs under opts.Logprobs),
+// touching nothing else: the body is scanned once and copied once, never
+// decoded into a map. When nothing needs injecting, out is body itself.
+//
+// Completions requests with "echo": true are left alone: vLLM blanks the
+// echoed prompt from "text" when return_token_ids is also set (vLLM issue
+// #57996), which would change what the client sees.
+func PrepareRequest(ep Endpoint, body []byte, opts Options) (out []byte, req Request, err error) {
+	req = Request{Endpoint: ep, N: 1, Prompts: 1}
+	s := scanner{buf: body}
+	if s.ws() != '{' {
+		return nil, req, ErrNotObject
+	}
+	var (
+		tokenIDSpans, logprobSpans [][2]int // [start, end) of each occurrence's value
+		logprobsTrue               bool
+		lastValueEnd               int
+		members                    int
+	)
+	err = s.object(func(key []byte) error {
+		members++
+		s.ws()
+		start := s.pos
+		var err error
+		switch string(key) {
+		case "return_token_ids":
+			req.ClientTokenIDs, err = s.truthy()
+			tokenIDSpans = append(tokenIDSpans, [2]int{start, s.pos})
+		case "logprobs":
+			if ep == Chat {
+				logprobsTrue, err = s.truthy()
+			} else {
+				logprobsTrue = s.ws() != 'n'
+				err = s.skip()
+			}
+			logprobSpans = append(logprobSpans, [2]int{start, s.pos})
+		case "model":
+			if s.ws() == '"' {
+				var b []byte
+				b, _, err = s.text(nil)
+				req.Model = string(b)
+			} else {
+				err = s.skip()
+			}
+		case "stream":
+			req.Stream, err = s.truthy()
+		case "stream_options":
+			err = s.streamOptions(&req)
+		case "n":
+			var v int64
+			var ok bool
+			if v, ok, err = s.optInt(); ok && v > 0 && v <= 1<<16 {
+				req.N = int(v)
+			}
+		case "echo":
+			req.Echo, err = s.truthy()
+		case "temperature":
+			req.Temperature, err = s.optFloat()
+		case "top_p":
+			req.TopP, err = s.optFloat()
+		case "max_tokens", "max_completion_tokens":
+			req.MaxTokens, err = s.intPtr()
+		case "seed":
+			req.Seed, err = s.intPtr()
+		case "messages":
+			err = s.skip()
+			if ep == Chat {
+				req.Input = body[start:s.pos]
+			}
+		case "prompt":
+			if ep == Completions {
+				req.Prompts, err = s.promptCount()
+				req.Input = body[start:s.pos]
+			} else {
+				err = s.skip()
+			}
+		default:
+			err = s.skip()
+		}
+		if err != nil {
+			return fmt.Errorf("field %q: %w", key, err)
+		}
+		lastValueEnd = s.pos
+		return nil
+	})
+	if err != nil {
+		return nil, req, fmt.Errorf("%w: %w", ErrNotObject, err)
+	}
+	if err := s.endOfText(); err != nil {
+		return nil, req, fmt.Errorf("%w: %w", ErrNotObject, err)
+	}
+	var (
+		edits   []edit
+		inserts []string // "key":value members to add
+	)
+	set := func(spans [][2]int, member, value string) {
+		if len(spans) == 0 {
+			inserts = append(inserts, member+":"+value)
+			return
+		}
+		// Duplicate keys: vLLM honours the last, but fix every one.
+		for _, sp := range spans {
+			edits = append(edits, edit{start: sp[0], end: sp[1], repl: value})
+		}
+	}
+	echoed := ep == Completions && req.Echo
+	req.TokenIDs = !echoed
+	if req.TokenIDs && !req.ClientTokenIDs {
+		set(tokenIDSpans, `"return_token_ids"`, "true")
+	}
+	req.ClientLogprobs = logprobsTrue
+	req.Logprobs = logprobsTrue
+	if opts.Logprobs && !logprobsTrue && !echoed {
+		req.Logprobs = true
+		value := "true"
+		if ep == Completions {
+			value = "0" // the sampled token's logprob, no alternatives
+		}
+		set(logprobSpans, `"logprobs"`, value)
+	}
+	if len(inserts) > 0 {
+		added := strings.Join(inserts, ",")
+		if members == 0 {
+			open := bytes.IndexByte(body, '{') + 1
+			edits = append(edits, edit{start: open, end: open, repl: added})
+		} else {
+			edits = append(edits, edit{start: lastValueEnd, end: lastValueEnd, repl: "," + added})
+		}
+	}
+	if len(edits) == 0 {
+		return body, req, nil
+	}
+	return appendEdits(nil, body, edits), req, nil
+}
+
+// appendEdits appends body with edits applied to dst.
+func appendEdits(dst, body []byte, edits []edit) []byte {
+	// A body has a handful of edits, nearly always already in body order;
+	// insertion sort is linear then.
+	for i := 1; i < len(edits); i++ {
+		for j := i; j > 0 && edits[j].start < edits[j-1].start; j-- {
+			edits[j], edits[j-1] = edits[j-1], edits[j]
+		}
+	}
+	if dst == nil {
+		size := len(body)
+		for _, e := range edits {
+			size += len(e.repl) - (e.end - e.start)
+		}
+		dst = make([]byte, 0, size)
+	}
+	prev := 0
+	for _, e := range edits {
+		dst = append(dst, body[prev:e.start]...)
+		dst = append(dst, e.repl...)
+		prev = e.end
+	}
+	return append(dst, body[prev:]...)
+}
+
+func (s *scanner) streamOptions(req *Request) error {
+	if s.ws() != '{' {
+		return s.skip()
+	}
+	req.IncludeUsage = true // StreamOptions.include_usage defaults to true
+	return s.object(func(key []byte) error {
+		if string(key) != "include_usage" {
+			return s.skip()
+		}
+		v, err := s.truthy() // an explicit null is None: no usage chunk
+		req.IncludeUsage = v
+		return err
+	})
+}
+
+// promptCount counts the prompts of a completions "prompt": a string or a
+// token list is one prompt, a list of strings or of token lists is many.
+func (s *scanner) promptCount() (int, error) {
+	if s.ws() != '[' {
+		return 1, s.skip()
+	}
+	count, tokens := 0, false
+	err := s.array(func() error {
+		if count == 0 {
+			c := s.ws()
+			tokens = c == '-' || c >= '0' && c <= '9'
+		}
+		count++
+		return s.skip()
+	})
+	if tokens {
+		return 1, err
+	}
+	return count, err
+}
+
+// The readers below are lenient about types: a field of the wrong type is
+// skipped and read as absent, because vLLM validates the body and answers
+// with its own error; tokentap fails a request only when it is not JSON.
+
+// truthy reads a flag the way pydantic's lax mode would: true, or a
+// non-zero number, is true; anything else (false, null, other types) false.
+func (s *scanner) truthy() (bool, error) {
+	switch c := s.ws(); {
+	case c == 't' || c == 'f':
+		return s.boolean()
+	case c == '-' || c >= '0' && c <= '9':
+		f, err := s.float64()
+		return f != 0, err
+	}
+	return false, s.skip()
+}
+
+// optInt reads an integer; ok is false for any other value, which is skipped.
+func (s *scanner) optInt() (v int64, ok bool, err error) {
+	if c := s.ws(); c != '-' && (c < '0' || c > '9') {
+		return 0, false, s.skip()
+	}
+	v, err = s.int64()
+	return v, err == nil, err
+}
+
+func (s *scanner) intPtr() (*int64, error) {
+	v, ok, err := s.optInt()
+	if !ok {
+		return nil, err
+	}
+	return &v, nil
+}
+
+func (s *scanner) optFloat() (*float64, error) {
+	if c := s.ws(); c != '-' && (c < '0' || c > '9') {
+		return nil, s.skip()
+	}
+	v, err := s.float64()
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
