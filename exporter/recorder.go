@@ -3,17 +3,14 @@ package exporter
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
-	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/tokentap/tokentap/rollout"
 	"github.com/tokentap/tokentap/store"
@@ -32,6 +29,7 @@ type Recorder struct {
 	store   *store.Store
 	tracer  trace.Tracer
 	capture bool
+	bufs    sync.Pool // of *[]byte: encoding buffers, reused once a span is committed
 }
 
 // NewRecorder returns a Recorder writing to st. With capture, request
@@ -99,49 +97,37 @@ func (r *Recorder) RecordReward(ctx context.Context, rw *Reward) error {
 	return r.commit(ctx, span, rw.Key, rw.Seq, store.KindReward, rw.Time)
 }
 
-// commit converts an ended span to OTLP with the SDK's own transform and
-// appends it to the store.
+// commit encodes an ended span as OTLP and appends it to the store.
 func (r *Recorder) commit(ctx context.Context, span trace.Span, key rollout.Key, seq uint64, kind store.Kind, end time.Time) error {
 	ro, ok := span.(sdktrace.ReadOnlySpan)
 	if !ok {
 		return fmt.Errorf("record %s: the SDK returned a non-recording span", kind)
 	}
-	var got captured
-	if err := otlptrace.NewUnstarted(&got).ExportSpans(ctx, []sdktrace.ReadOnlySpan{ro}); err != nil {
-		return fmt.Errorf("record %s: %w", kind, err)
-	}
-	if len(got.spans) != 1 {
-		return fmt.Errorf("record %s: transform gave %d resource spans", kind, len(got.spans))
-	}
-	rs := got.spans[0]
-	rs.Resource.Attributes = append(rs.Resource.Attributes, resourceKey(key)...)
-	data, err := proto.Marshal(rs)
-	if err != nil {
-		return fmt.Errorf("record %s: encode span: %w", kind, err)
-	}
+	out, scratch := r.buffer(), r.buffer()
+	defer r.bufs.Put(out)
+	defer r.bufs.Put(scratch)
+	*out = appendResourceSpans((*out)[:0], scratch, ro, resourceKey(key))
+	// Append copies the data into the store before it returns.
 	return r.store.Append(ctx, &store.Record{
 		RolloutID: key.RolloutID, AttemptID: key.AttemptID, Seq: seq,
-		Kind: kind, Time: end, Data: data,
+		Kind: kind, Time: end, Data: *out,
 	})
 }
 
-// captured is an otlptrace.Client that keeps what it is given: it lets the
-// SDK's ReadOnlySpan→OTLP transform, internal to otlptrace, do the work.
-type captured struct{ spans []*tracepb.ResourceSpans }
-
-func (c *captured) Start(context.Context) error { return nil }
-func (c *captured) Stop(context.Context) error  { return nil }
-func (c *captured) UploadTraces(_ context.Context, rs []*tracepb.ResourceSpans) error {
-	c.spans = rs
-	return nil
+func (r *Recorder) buffer() *[]byte {
+	if b, ok := r.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 64<<10)
+	return &b
 }
 
 // resourceKey is the rollout key as resource attributes, where Agent
 // Lightning's OTLP receiver looks for it first.
-func resourceKey(key rollout.Key) []*commonpb.KeyValue {
-	return []*commonpb.KeyValue{
-		{Key: AttrAGLRolloutID, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: key.RolloutID}}},
-		{Key: AttrAGLAttemptID, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: key.AttemptID}}},
+func resourceKey(key rollout.Key) []attribute.KeyValue {
+	return []attribute.KeyValue{
+		attribute.String(AttrAGLRolloutID, key.RolloutID),
+		attribute.String(AttrAGLAttemptID, key.AttemptID),
 	}
 }
 

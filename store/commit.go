@@ -121,6 +121,7 @@ func (s *Store) commitTxn(batch []*writeReq) (n int, errs []error, err error) {
 		return len(batch), errs, fmt.Errorf("commit: %w", err)
 	}
 	s.cursor.Store(cursor)
+	s.committed()
 	records := 0
 	for _, req := range batch {
 		records += len(req.records)

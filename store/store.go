@@ -96,6 +96,9 @@ type Store struct {
 	commits      atomic.Uint64
 	commitNanos  atomic.Uint64
 	batchRecords atomic.Uint64
+
+	notifyMu sync.Mutex
+	notify   chan struct{} // closed and replaced on every commit
 }
 
 // rolloutState is the in-memory side of a rollout: its sequence counter and
@@ -174,6 +177,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		writes:   make(chan *writeReq, 1024),
 		closing:  make(chan struct{}),
 		rollouts: make(map[string]*rolloutState),
+		notify:   make(chan struct{}),
 	}
 	if err := s.loadCursor(); err != nil {
 		db.Close()
@@ -219,6 +223,74 @@ func (s *Store) Close() error {
 
 // Cursor is the cursor of the last committed record.
 func (s *Store) Cursor() uint64 { return s.cursor.Load() }
+
+// WaitCommit returns once a record is committed past cursor after, or when
+// ctx ends (with ctx's error) or the store closes (ErrClosed).
+func (s *Store) WaitCommit(ctx context.Context, after uint64) error {
+	for {
+		s.notifyMu.Lock()
+		ch := s.notify
+		s.notifyMu.Unlock()
+		if s.cursor.Load() > after {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.closing:
+			return ErrClosed
+		}
+	}
+}
+
+// committed wakes the WaitCommit callers.
+func (s *Store) committed() {
+	s.notifyMu.Lock()
+	close(s.notify)
+	s.notify = make(chan struct{})
+	s.notifyMu.Unlock()
+}
+
+// Position reads a named position kept by a reader of the cursor (the OTLP
+// outbox): 0 when never set. Positions do not expire.
+func (s *Store) Position(ctx context.Context, name string) (uint64, error) {
+	var pos uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(positionKey(name))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("%d bytes, want 8", len(v))
+			}
+			pos = binary.BigEndian.Uint64(v)
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read position %q: %w", name, err)
+	}
+	return pos, nil
+}
+
+// SetPosition durably records a named position.
+func (s *Store) SetPosition(ctx context.Context, name string, pos uint64) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	v := binary.BigEndian.AppendUint64(nil, pos)
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(positionKey(name), v) }); err != nil {
+		return fmt.Errorf("write position %q: %w", name, err)
+	}
+	return nil
+}
+
+func positionKey(name string) []byte { return append([]byte("m/position/"), name...) }
 
 // state returns the in-memory state of a rollout, loading it from the
 // stored summary the first time.
@@ -347,11 +419,12 @@ func (s *Store) submit(ctx context.Context, req *writeReq) error {
 
 // Stats are figures for /metrics.
 type Stats struct {
-	LSMBytes, VLogBytes int64
-	Cursor              uint64
-	Commits             uint64        // transactions committed
-	CommitTime          time.Duration // total time spent committing
-	CommittedRecords    uint64
+	LSMBytes         int64         `json:"lsm_bytes"`
+	VLogBytes        int64         `json:"vlog_bytes"`
+	Cursor           uint64        `json:"cursor"`
+	Commits          uint64        `json:"commits"`           // transactions committed
+	CommitTime       time.Duration `json:"commit_time_ns"`    // total time spent committing
+	CommittedRecords uint64        `json:"committed_records"` // records in those transactions
 }
 
 // Stats returns the store's current figures.

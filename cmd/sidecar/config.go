@@ -32,6 +32,8 @@ type config struct {
 	LogFormat       string
 	UpstreamTimeout time.Duration
 	ShutdownTimeout time.Duration
+	OTLPEndpoint    string
+	OTLPHeaders     listFlag
 
 	upstreamURL *url.URL
 	level       zerolog.Level
@@ -60,6 +62,8 @@ func parseConfig(args []string, env func(string) string, usage io.Writer) (*conf
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json, or console for humans")
 	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", 0, "bound on the wait for the upstream's response headers (0: none)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", time.Minute, "on SIGTERM, how long calls in flight may take to finish")
+	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", "", "push spans to an OTLP collector: http://host:4318 (OTLP/HTTP) or grpc://host:4317 (OTLP/gRPC)")
+	fs.Var(&c.OTLPHeaders, "otlp-header", "key=value header sent with every OTLP export (repeatable; in SIDECAR_OTLP_HEADER comma-separated)")
 
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -113,6 +117,17 @@ func (c *config) validate() error {
 	if c.LogFormat != "json" && c.LogFormat != "console" {
 		return fmt.Errorf("--log-format %q: want json or console", c.LogFormat)
 	}
+	if c.OTLPEndpoint != "" {
+		u, err := url.Parse(c.OTLPEndpoint)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "grpc" && u.Scheme != "grpcs") {
+			return fmt.Errorf("--otlp-endpoint %q: want http://host:4318 or grpc://host:4317", c.OTLPEndpoint)
+		}
+	}
+	for _, h := range c.OTLPHeaders {
+		if k, _, ok := strings.Cut(h, "="); !ok || k == "" {
+			return fmt.Errorf("--otlp-header %q: want key=value", h)
+		}
+	}
 	if c.UpstreamTimeout < 0 || c.ShutdownTimeout < 0 {
 		return errors.New("timeouts must not be negative")
 	}
@@ -163,5 +178,20 @@ func (b *byteSize) Set(s string) error {
 		return fmt.Errorf("size too large")
 	}
 	*b = byteSize(n * mult)
+	return nil
+}
+
+// listFlag is a repeatable flag; from the environment it takes a
+// comma-separated list.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(s string) error {
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*l = append(*l, part)
+		}
+	}
 	return nil
 }

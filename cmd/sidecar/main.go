@@ -99,7 +99,21 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 	if err != nil {
 		return err
 	}
-	trainer := api.New(api.Config{Store: st, AdminToken: cfg.AdminToken, UpstreamReady: proxy.UpstreamReady, Logger: log})
+	var pusher *exporter.Pusher
+	if cfg.OTLPEndpoint != "" {
+		headers, err := exporter.ParseHeaders(cfg.OTLPHeaders)
+		if err != nil {
+			return err
+		}
+		if pusher, err = exporter.NewPusher(st, exporter.PushConfig{Endpoint: cfg.OTLPEndpoint, Headers: headers, Logger: log}); err != nil {
+			return err
+		}
+	}
+	trainer := api.New(api.Config{
+		Store: st, AdminToken: cfg.AdminToken, UpstreamReady: proxy.UpstreamReady, Logger: log,
+		State: func(ctx context.Context) any { return adminState(ctx, proxy, pusher, st, upstream) },
+	})
+	trainer.Handle("/v1/traces", exporter.NewReceiver(st, int64(cfg.MaxBody), log))
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -115,11 +129,19 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	go proxy.WatchUpstream(watchCtx, 5*time.Second)
+	pushed := make(chan error, 1)
+	pushCtx, stopPush := context.WithCancel(context.Background())
+	defer stopPush()
+	if pusher != nil {
+		go func() { pushed <- pusher.Run(pushCtx) }()
+	} else {
+		pushed <- nil
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info().Str("listen", ln.Addr().String()).Str("upstream", upstream.Redacted()).
-		Str("data", storeDescription(cfg)).Str("version", version).Bool("demo", cfg.Demo).Msg("tokentap serving")
+		Str("data", storeDescription(cfg)).Str("otlp_endpoint", cfg.OTLPEndpoint).Str("version", version).Bool("demo", cfg.Demo).Msg("tokentap serving")
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -142,8 +164,29 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 	if err := proxy.Wait(recordCtx); err != nil {
 		log.Error().Err(err).Msg("calls not recorded before the store closed")
 	}
+	// The outbox makes one bounded last attempt, then the store closes.
+	stopPush()
+	if err := <-pushed; err != nil {
+		log.Error().Err(err).Msg("OTLP outbox")
+	}
 	log.Info().Msg("tokentap stopped")
 	return nil
+}
+
+// adminState is the body of GET /admin/state.
+func adminState(ctx context.Context, proxy *intercept.Proxy, pusher *exporter.Pusher, st *store.Store, upstream *url.URL) any {
+	state := map[string]any{
+		"paused":         false,
+		"in_flight":      proxy.InFlight(),
+		"policy_version": "",
+		"upstreams":      []map[string]any{{"url": upstream.Redacted(), "healthy": proxy.UpstreamReady(), "in_flight": proxy.InFlight()}},
+		"store":          st.Stats(),
+		"otlp":           nil,
+	}
+	if pusher != nil {
+		state["otlp"] = pusher.State(ctx)
+	}
+	return state
 }
 
 func storeDescription(cfg *config) string {

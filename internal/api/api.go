@@ -34,7 +34,9 @@ type Config struct {
 	// UpstreamReady reports whether the upstream answered its health probe
 	// recently (for /readyz).
 	UpstreamReady func() bool
-	Logger        zerolog.Logger
+	// State, when set, gives the body of GET /admin/state.
+	State  func(ctx context.Context) any
+	Logger zerolog.Logger
 }
 
 // API is the trainer-facing handler.
@@ -51,6 +53,12 @@ func New(cfg Config) *API {
 	a.mux.Handle("GET /api/v1/rollouts", a.guard(a.rollouts))
 	a.mux.Handle("GET /api/v1/rollouts/{rid}/attempts/{aid}/calls", a.guard(a.calls))
 	a.mux.Handle("GET /api/v1/rollouts/{rid}/attempts/{aid}/triplets", a.guard(a.triplets))
+	a.mux.Handle("GET /api/v1/traces", a.guard(a.traces))
+	if cfg.State != nil {
+		a.mux.Handle("GET /admin/state", a.guard(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, cfg.State(r.Context()))
+		}))
+	}
 	a.mux.Handle("/api/", a.guard(notFound))
 	a.mux.Handle("/admin/", a.guard(notFound))
 	a.mux.HandleFunc("/", notFound)

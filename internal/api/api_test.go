@@ -209,3 +209,34 @@ func TestReadyz(t *testing.T) {
 		t.Errorf("ready: %d", status)
 	}
 }
+
+// A reward an agent's own tracer exports over OTLP counts like one posted to
+// /reward: it is listed with the calls and matched to a call in triplets.
+func TestReceivedRewardInViews(t *testing.T) {
+	srv, rec, st := setup(t, "")
+	key := rollout.Key{RolloutID: "otlp", AttemptID: "0"}
+	if err := rec.RecordCall(context.Background(), call(key, 1, true, exporter.StatusOK, []int64{1}, tokenids.Choice{TokenIDs: []int64{2}})); err != nil {
+		t.Fatal(err)
+	}
+	receiver := httptest.NewServer(exporter.NewReceiver(st, 1<<20, zerolog.Nop()))
+	defer receiver.Close()
+	body := `{"resourceSpans":[{"resource":{"attributes":[{"key":"agentlightning.rollout_id","value":{"stringValue":"otlp"}},{"key":"agentlightning.attempt_id","value":{"stringValue":"0"}}]},` +
+		`"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"agentlightning.annotation",` +
+		`"startTimeUnixNano":"1","endTimeUnixNano":"2","attributes":[{"key":"agentlightning.reward.0.name","value":{"stringValue":"em"}},{"key":"agentlightning.reward.0.value","value":{"doubleValue":0.5}}]}]}]}]}`
+	resp, err := http.Post(receiver.URL, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("receiver: %d", resp.StatusCode)
+	}
+	_, b := get(t, srv.URL+"/api/v1/rollouts/otlp/attempts/0/calls")
+	if !strings.Contains(string(b), `"rewards":[{"sequence_id":2,"name":"em","value":0.5}]`) {
+		t.Errorf("calls view: %s", b)
+	}
+	_, b = get(t, srv.URL+"/api/v1/rollouts/otlp/attempts/0/triplets")
+	if !strings.Contains(string(b), `"reward":0.5`) {
+		t.Errorf("triplets: %s", b)
+	}
+}
