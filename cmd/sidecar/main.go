@@ -233,7 +233,9 @@ func startDemo(log zerolog.Logger) (*demo, error) {
 		return nil, fmt.Errorf("start demo upstream: %w", err)
 	}
 	d := &demo{
-		srv: &http.Server{Handler: vllmsim.New(vllmsim.Options{}), ReadHeaderTimeout: 10 * time.Second},
+		// The Search-R1 policy plays the model in examples/search_r1; other
+		// conversations get the simulator's word generator.
+		srv: &http.Server{Handler: vllmsim.New(vllmsim.Options{Policy: vllmsim.SearchR1Policy}), ReadHeaderTimeout: 10 * time.Second},
 		url: &url.URL{Scheme: "http", Host: ln.Addr().String()},
 	}
 	go d.srv.Serve(ln)

@@ -106,7 +106,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	p.eos = tokImEnd
 	toolsActive := len(req.tools) > 0 && req.toolChoice != "none"
 	switch {
-	case s.opts.Policy != nil:
+	case s.opts.Policy != nil && s.opts.Policy(req.messages, 0) != "":
 		msgs := append([]Message(nil), req.messages...)
 		p.forced = func(i int) string { return s.opts.Policy(msgs, i) }
 	case toolsActive && (req.toolChoice != "auto" || mentionsWeather(req.messages)):

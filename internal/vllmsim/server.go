@@ -75,7 +75,8 @@ type Options struct {
 	// Policy, when set, chooses the assistant text of a chat request (the
 	// messages as given, the sample index) instead of the built-in generator.
 	// The text is tokenised and streamed like any generation; max_tokens and
-	// stop strings still apply, and EOS follows it.
+	// stop strings still apply, and EOS follows it. A policy that returns ""
+	// for a conversation leaves it to the built-in generator.
 	Policy func(messages []Message, sample int) string
 	// TokenDelay, when set, is slept before each token chunk of a stream so
 	// that demos and timing tests see tokens arrive over time.

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokentap/tokentap/internal/vllmsim"
+	"github.com/tokentap/tokentap/tokenids"
+)
+
+var sidecarBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "search_r1_test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	sidecarBin = filepath.Join(dir, "sidecar")
+	build := exec.Command("go", "build", "-o", sidecarBin, "../../cmd/sidecar")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build sidecar:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func readRows(t *testing.T, path string) []trainingRow {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := readJSONL[trainingRow](b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// checkRows checks what a trainer would: every rollout's turns in sequence
+// order with a reward on its last turn, IDs and logprobs of equal length.
+func checkRows(t *testing.T, rows []trainingRow, rollouts int, logprobs bool) {
+	t.Helper()
+	byRollout := map[string][]trainingRow{}
+	for _, r := range rows {
+		byRollout[r.RolloutID] = append(byRollout[r.RolloutID], r)
+		if len(r.PromptTokenIDs) == 0 || len(r.ResponseTokenIDs) == 0 {
+			t.Errorf("%s/%d: empty IDs", r.RolloutID, r.SequenceID)
+		}
+		if logprobs && len(r.Logprobs) != len(r.ResponseTokenIDs) {
+			t.Errorf("%s/%d: %d logprobs for %d IDs", r.RolloutID, r.SequenceID, len(r.Logprobs), len(r.ResponseTokenIDs))
+		}
+	}
+	if len(byRollout) != rollouts {
+		t.Fatalf("%d rollouts in the JSONL, want %d", len(byRollout), rollouts)
+	}
+	for rid, turns := range byRollout {
+		for i := range turns {
+			if i > 0 && turns[i].SequenceID <= turns[i-1].SequenceID {
+				t.Errorf("%s: sequence ids out of order: %d after %d", rid, turns[i].SequenceID, turns[i-1].SequenceID)
+			}
+			last := i == len(turns)-1
+			if (turns[i].Reward != nil) != last {
+				t.Errorf("%s: turn %d of %d has reward %v", rid, i+1, len(turns), turns[i].Reward)
+			}
+		}
+	}
+}
+
+// The first five minutes: the demo runs end to end with no GPU.
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--rollouts", "6", "--concurrency", "3", "--sidecar-bin", sidecarBin,
+		"--triplets", filepath.Join(dir, "t.jsonl"), "--trajectories", filepath.Join(dir, "tr.jsonl")}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"rollouts                 6", "calls with invalid IDs   0", "mean reward", "6 merged, 0 kept"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	checkRows(t, readRows(t, filepath.Join(dir, "t.jsonl")), 6, true)
+	trajs, err := readJSONL[trajectory](must(os.ReadFile(filepath.Join(dir, "tr.jsonl"))))
+	if err != nil || len(trajs) != 6 {
+		t.Fatalf("%d trajectories, %v", len(trajs), err)
+	}
+	for _, tr := range trajs {
+		if len(tr.ResponseIDs) != len(tr.ResponseMask) || len(tr.Logprobs) != len(tr.ResponseIDs) {
+			t.Errorf("%s: ragged trajectory", tr.RolloutID)
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// recorder keeps every answer the simulated vLLM sent (asked for IDs by
+// tokentap), to hold the example's triplets against.
+type recorder struct {
+	mu      sync.Mutex
+	answers []string // "prompt|response" of each generation
+	h       http.Handler
+}
+
+func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	rw := httptest.NewRecorder()
+	rc.h.ServeHTTP(rw, r)
+	for k, v := range rw.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rw.Code)
+	w.Write(rw.Body.Bytes())
+	if r.URL.Path != "/v1/chat/completions" || rw.Code != 200 {
+		return
+	}
+	_, req, _ := tokenids.PrepareRequest(tokenids.Chat, body, tokenids.Options{})
+	var res tokenids.Result
+	if bytes.HasPrefix(rw.Body.Bytes(), []byte("data:")) {
+		st := tokenids.NewStream(&req, tokenids.Strip{})
+		er := tokenids.NewEventReader(bytes.NewReader(rw.Body.Bytes()), 1<<20)
+		for ev, err := er.Next(); err == nil; ev, err = er.Next() {
+			st.Event(ev.Data)
+		}
+		res = st.Result()
+	} else {
+		res, _, _ = tokenids.ParseResponse(&req, rw.Body.Bytes(), tokenids.Strip{})
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for _, ch := range res.Choices {
+		rc.answers = append(rc.answers, fmt.Sprint(res.PromptTokenIDs, "|", ch.TokenIDs))
+	}
+}
+
+// With --base-url the example talks to a tokentap started separately (here
+// in front of a simulated vLLM that records what it sends), and every
+// triplet it writes holds exactly the IDs vLLM produced.
+func TestBaseURL(t *testing.T) {
+	rec := &recorder{h: vllmsim.New(vllmsim.Options{Policy: vllmsim.SearchR1Policy})}
+	sim := httptest.NewServer(rec)
+	defer sim.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	sidecar := exec.Command(sidecarBin, "--upstream", sim.URL, "--in-memory", "--listen", addr, "--admin-token", "trainer-secret", "--log-level", "warn")
+	if err := sidecar.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sidecar.Process.Signal(syscall.SIGTERM); sidecar.Wait() }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("sidecar did not start")
+		}
+	}
+
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--base-url", "http://" + addr, "--admin-token", "trainer-secret", "--stream",
+		"--rollouts", "5", "--triplets", filepath.Join(dir, "t.jsonl"), "--trajectories", filepath.Join(dir, "tr.jsonl")}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "Search-R1 through http://"+addr) {
+		t.Errorf("summary: %s", stdout.String())
+	}
+	rows := readRows(t, filepath.Join(dir, "t.jsonl"))
+	checkRows(t, rows, 5, false)
+	produced := map[string]bool{}
+	for _, a := range rec.answers {
+		produced[a] = true
+	}
+	if len(rows) != len(rec.answers) {
+		t.Errorf("%d triplets for %d generations", len(rows), len(rec.answers))
+	}
+	for _, r := range rows {
+		if !produced[fmt.Sprint(r.PromptTokenIDs, "|", r.ResponseTokenIDs)] {
+			t.Errorf("%s/%d: IDs that vLLM did not produce", r.RolloutID, r.SequenceID)
+		}
+	}
+}
+
+func TestExactMatch(t *testing.T) {
+	for _, tc := range []struct {
+		answer string
+		golden []string
+		want   float64
+	}{
+		{"Paris", []string{"Paris"}, 1},
+		{" the  Euro. ", []string{"euro"}, 1},
+		{"Washington D.C", []string{"Washington, D.C."}, 1},
+		{"Lyon", []string{"Paris"}, 0},
+		{"", []string{""}, 0},
+	} {
+		if got := exactMatch(tc.answer, tc.golden); got != tc.want {
+			t.Errorf("exactMatch(%q, %q) = %v", tc.answer, tc.golden, got)
+		}
+	}
+}
+
+func TestRetrieverFindsTheCountry(t *testing.T) {
+	docs, err := readJSONL[passage](corpusData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, _ := readJSONL[question](questionsData)
+	ix := newBM25(docs)
+	found := 0
+	for _, q := range qs {
+		if answerRetrieved(ix.search(q.Question, 3), q.Golden) {
+			found++
+		}
+	}
+	if found < len(qs)*9/10 {
+		t.Errorf("the answer is in the top 3 passages for %d of %d questions", found, len(qs))
+	}
+}
+
+func answerRetrieved(hits []hit, golden []string) bool {
+	for _, h := range hits {
+		for _, g := range golden {
+			if strings.Contains(h.doc.Text, g) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func TestMerge(t *testing.T) {
+	one := 1.0
+	rows := []trainingRow{
+		{SequenceID: 1, PromptTokenIDs: []int64{1, 2}, ResponseTokenIDs: []int64{3, 4}, Logprobs: []float64{-0.5, -0.25}},
+		{SequenceID: 2, PromptTokenIDs: []int64{1, 2, 3, 4, 9, 9}, ResponseTokenIDs: []int64{5}, Logprobs: []float64{-1}, Reward: &one},
+	}
+	tr, problem := merge("r", rows)
+	if problem != "" {
+		t.Fatal(problem)
+	}
+	want := trajectory{RolloutID: "r", PromptIDs: []int64{1, 2}, ResponseIDs: []int64{3, 4, 9, 9, 5}, ResponseMask: []int{1, 1, 0, 0, 1},
+		Logprobs: []float64{-0.5, -0.25, 0, 0, -1}, Reward: 1, Turns: 2}
+	if fmt.Sprint(tr) != fmt.Sprint(want) {
+		t.Errorf("got %+v\nwant %+v", tr, want)
+	}
+	// A template that rewrote history: the second prompt does not extend
+	// the first turn, so merging would train on tokens never sampled.
+	rows[1].PromptTokenIDs = []int64{1, 2, 3, 7, 9}
+	if _, problem := merge("r", rows); !strings.Contains(problem, "differs at token 3 of 4") {
+		t.Errorf("problem %q", problem)
+	}
+}
