@@ -38,6 +38,8 @@ type Call struct {
 	Error      string // what went wrong, "" when Status is ok
 
 	Start, End time.Time
+	// FirstToken is when the first event of a streamed answer arrived.
+	FirstToken time.Time
 
 	// Valid and Problem are the fidelity check's verdict on the IDs.
 	Valid   bool

@@ -179,6 +179,9 @@ func CallFromSpan(sp *tracepb.Span) *Call {
 	if st, ok := a.int(AttrHTTPStatus); ok {
 		c.HTTPStatus = int(st)
 	}
+	if ttft, ok := a.float(AttrTimeToFirst); ok {
+		c.FirstToken = c.Start.Add(time.Duration(ttft * float64(time.Second)))
+	}
 	if in := a.str(AttrInputMessages); in != "" {
 		c.InputMessages = []byte(in)
 	}

@@ -78,11 +78,48 @@ const (
 	flagIsRemote    = 0x200
 )
 
+// tokenArrays are a call's token ID and logprob arrays. They are not set
+// on the SDK span: the SDK copies a slice attribute when it is set and again
+// when it is read (by reflection), and these arrays are most of a call's
+// bytes. They are written into the span's encoding straight from the call,
+// after the attributes the SDK holds: span arrays after the span's
+// attributes, events[i] after the attributes of the span's i-th event.
+type tokenArrays struct {
+	span   []arrayAttr
+	events [][]arrayAttr
+}
+
+type arrayAttr struct {
+	key     string
+	ints    []int64
+	floats  []float64
+	isFloat bool
+}
+
+func (a arrayAttr) keyValueLen() int {
+	arr := int64ArrayLen(a.ints)
+	if a.isFloat {
+		arr = len(a.floats) * float64ElemLen
+	}
+	return stringLen(fKeyValueKey, a.key) + tagLen(fKeyValueValue, tagLen(fAnyArray, arr))
+}
+
+func (a arrayAttr) appendField(b []byte, field protowire.Number) []byte {
+	if a.isFloat {
+		return appendFloat64SliceKeyValue(b, field, a.key, a.floats)
+	}
+	return appendInt64SliceKeyValue(b, field, a.key, a.ints)
+}
+
 // appendResourceSpans appends ro as a ResourceSpans holding one span, with
-// extra attributes added to its resource. The span is first written into
-// scratch, so that its length is known; the envelopes around it are small.
-func appendResourceSpans(dst []byte, scratch *[]byte, ro sdktrace.ReadOnlySpan, extra []attribute.KeyValue) []byte {
-	span := appendSpan((*scratch)[:0], ro)
+// its token arrays (nil when none) and extra attributes added to its
+// resource. The span is first written into scratch, so that its length is
+// known; the envelopes around it are small.
+func appendResourceSpans(dst []byte, scratch *[]byte, ro sdktrace.ReadOnlySpan, arrays *tokenArrays, extra []attribute.KeyValue) []byte {
+	if arrays == nil {
+		arrays = &tokenArrays{}
+	}
+	span := appendSpan((*scratch)[:0], ro, arrays)
 	*scratch = span
 
 	var res []byte
@@ -126,7 +163,7 @@ func stringLen(field protowire.Number, s string) int {
 	return tagLen(field, len(s))
 }
 
-func appendSpan(b []byte, ro sdktrace.ReadOnlySpan) []byte {
+func appendSpan(b []byte, ro sdktrace.ReadOnlySpan, arrays *tokenArrays) []byte {
 	sc := ro.SpanContext()
 	tid, sid := sc.TraceID(), sc.SpanID()
 	b = appendBytesField(b, fSpanTraceID, tid[:])
@@ -142,8 +179,15 @@ func appendSpan(b []byte, ro sdktrace.ReadOnlySpan) []byte {
 	for _, kv := range ro.Attributes() {
 		b = appendKeyValueField(b, fSpanAttributes, kv)
 	}
+	for _, a := range arrays.span {
+		b = a.appendField(b, fSpanAttributes)
+	}
 	b = appendVarintField(b, fSpanDroppedAttrs, uint64(clamp32(ro.DroppedAttributes())))
-	for _, ev := range ro.Events() {
+	for i, ev := range ro.Events() {
+		var evArrays []arrayAttr
+		if i < len(arrays.events) {
+			evArrays = arrays.events[i]
+		}
 		// Choice events hold token arrays: size them rather than copy them.
 		t, dropped := unixNano(ev.Time.UnixNano()), uint64(clamp32(ev.DroppedAttributeCount))
 		n := stringLen(fEventName, ev.Name)
@@ -152,6 +196,9 @@ func appendSpan(b []byte, ro sdktrace.ReadOnlySpan) []byte {
 		}
 		for _, kv := range ev.Attributes {
 			n += tagLen(fEventAttributes, keyValueLen(kv))
+		}
+		for _, a := range evArrays {
+			n += tagLen(fEventAttributes, a.keyValueLen())
 		}
 		if dropped != 0 {
 			n += protowire.SizeTag(fEventDroppedAttrs) + protowire.SizeVarint(dropped)
@@ -162,6 +209,9 @@ func appendSpan(b []byte, ro sdktrace.ReadOnlySpan) []byte {
 		b = appendString(b, fEventName, ev.Name)
 		for _, kv := range ev.Attributes {
 			b = appendKeyValueField(b, fEventAttributes, kv)
+		}
+		for _, a := range evArrays {
+			b = a.appendField(b, fEventAttributes)
 		}
 		b = appendVarintField(b, fEventDroppedAttrs, dropped)
 	}
@@ -218,8 +268,9 @@ func appendKeyValueField(b []byte, field protowire.Number, kv attribute.KeyValue
 	return appendAnyValue(b, kv.Value)
 }
 
-func appendInt64SliceKeyValue(b []byte, field protowire.Number, key string, xs []int64) []byte {
-	arr := int64ArrayLen(xs)
+// appendArrayKeyValueHead appends a KeyValue field holding an ArrayValue of
+// arr bytes, up to where the array's elements go.
+func appendArrayKeyValueHead(b []byte, field protowire.Number, key string, arr int) []byte {
 	valueLen := tagLen(fAnyArray, arr)
 	b = protowire.AppendTag(b, field, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(stringLen(fKeyValueKey, key)+tagLen(fKeyValueValue, valueLen)))
@@ -228,12 +279,29 @@ func appendInt64SliceKeyValue(b []byte, field protowire.Number, key string, xs [
 	b = protowire.AppendVarint(b, uint64(valueLen))
 	b = protowire.AppendTag(b, fAnyArray, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(arr))
-	b = slices.Grow(b, arr)
+	return slices.Grow(b, arr)
+}
+
+func appendInt64SliceKeyValue(b []byte, field protowire.Number, key string, xs []int64) []byte {
+	b = appendArrayKeyValueHead(b, field, key, int64ArrayLen(xs))
 	for _, x := range xs {
 		// values { int_value: x }: 0x0a, len, 0x18, varint(x)
 		n := protowire.SizeVarint(uint64(x))
 		b = append(b, 0x0a, byte(1+n), 0x18)
 		b = protowire.AppendVarint(b, uint64(x))
+	}
+	return b
+}
+
+// float64ElemLen is the encoded size of an ArrayValue element holding a
+// double: values { double_value: x }.
+const float64ElemLen = 2 + 1 + 8
+
+func appendFloat64SliceKeyValue(b []byte, field protowire.Number, key string, xs []float64) []byte {
+	b = appendArrayKeyValueHead(b, field, key, len(xs)*float64ElemLen)
+	for _, x := range xs {
+		b = append(b, 0x0a, 9, 0x21) // values { double_value (fixed64): x }
+		b = protowire.AppendFixed64(b, math.Float64bits(x))
 	}
 	return b
 }

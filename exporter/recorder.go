@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -82,7 +83,7 @@ func (r *Recorder) RecordCall(ctx context.Context, c *Call) error {
 		span.SetStatus(codes.Error, c.Error)
 	}
 	span.End(trace.WithTimestamp(c.End))
-	return r.commit(ctx, span, c.Key, c.Seq, store.KindCall, c.End)
+	return r.commit(ctx, span, callArrays(c), c.Key, c.Seq, store.KindCall, c.End)
 }
 
 // RecordReward commits a reward span.
@@ -94,11 +95,11 @@ func (r *Recorder) RecordReward(ctx context.Context, rw *Reward) error {
 			attribute.String(AttrRewardName, rw.Name),
 			attribute.Float64(AttrRewardValue, rw.Value))...))
 	span.End(trace.WithTimestamp(rw.Time))
-	return r.commit(ctx, span, rw.Key, rw.Seq, store.KindReward, rw.Time)
+	return r.commit(ctx, span, nil, rw.Key, rw.Seq, store.KindReward, rw.Time)
 }
 
 // commit encodes an ended span as OTLP and appends it to the store.
-func (r *Recorder) commit(ctx context.Context, span trace.Span, key rollout.Key, seq uint64, kind store.Kind, end time.Time) error {
+func (r *Recorder) commit(ctx context.Context, span trace.Span, arrays *tokenArrays, key rollout.Key, seq uint64, kind store.Kind, end time.Time) error {
 	ro, ok := span.(sdktrace.ReadOnlySpan)
 	if !ok {
 		return fmt.Errorf("record %s: the SDK returned a non-recording span", kind)
@@ -106,7 +107,7 @@ func (r *Recorder) commit(ctx context.Context, span trace.Span, key rollout.Key,
 	out, scratch := r.buffer(), r.buffer()
 	defer r.bufs.Put(out)
 	defer r.bufs.Put(scratch)
-	*out = appendResourceSpans((*out)[:0], scratch, ro, resourceKey(key))
+	*out = appendResourceSpans((*out)[:0], scratch, ro, arrays, resourceKey(key))
 	// Append copies the data into the store before it returns.
 	return r.store.Append(ctx, &store.Record{
 		RolloutID: key.RolloutID, AttemptID: key.AttemptID, Seq: seq,
@@ -184,17 +185,7 @@ func callAttributes(c *Call, capture bool) []attribute.KeyValue {
 			attrs = append(attrs, attribute.String(kv.key, kv.value))
 		}
 	}
-	if res.PromptTokenIDs != nil {
-		attrs = append(attrs, attribute.Int64Slice(AttrPromptTokenIDs, res.PromptTokenIDs))
-	}
 	if len(res.Choices) > 0 {
-		c0 := &res.Choices[0]
-		if c0.TokenIDs != nil {
-			attrs = append(attrs, attribute.Int64Slice(AttrResponseTokenIDs, c0.TokenIDs))
-		}
-		if c0.Logprobs != nil {
-			attrs = append(attrs, attribute.Float64Slice(AttrResponseLogprobs, c0.Logprobs))
-		}
 		reasons := make([]string, len(res.Choices))
 		for i, ch := range res.Choices {
 			reasons[i] = ch.FinishReason
@@ -204,12 +195,17 @@ func callAttributes(c *Call, capture bool) []attribute.KeyValue {
 	if u := res.Usage; u != nil {
 		attrs = append(attrs, attribute.Int64(AttrInputTokens, u.PromptTokens), attribute.Int64(AttrOutputTokens, u.CompletionTokens))
 	}
+	if !c.FirstToken.IsZero() {
+		attrs = append(attrs, attribute.Float64(AttrTimeToFirst, c.FirstToken.Sub(c.Start).Seconds()))
+	}
 	if capture {
+		// No copies: the span is encoded and dropped before the request
+		// body goes, and the output messages are a fresh buffer.
 		if in := req.Input; len(in) > 0 && len(in) <= maxCapture {
-			attrs = append(attrs, attribute.String(AttrInputMessages, string(in)))
+			attrs = append(attrs, attribute.String(AttrInputMessages, unsafe.String(&in[0], len(in))))
 		}
 		if out := outputMessages(c); len(out) > 0 && len(out) <= maxCapture {
-			attrs = append(attrs, attribute.String(AttrOutputMessages, string(out)))
+			attrs = append(attrs, attribute.String(AttrOutputMessages, unsafe.String(&out[0], len(out))))
 		}
 	}
 	return attrs
@@ -217,13 +213,13 @@ func callAttributes(c *Call, capture bool) []attribute.KeyValue {
 
 // addChoiceEvents adds one gen_ai.choice event per choice, and one
 // tokentap.prompt event per prompt when a completions call had several.
+// Their token arrays come with callArrays, in the same order.
 func addChoiceEvents(span trace.Span, c *Call) {
 	res := &c.Response
 	if len(res.Prompts) > 1 {
 		for i, p := range res.Prompts {
 			if p != nil {
-				span.AddEvent(EventPrompt, trace.WithTimestamp(c.End), trace.WithAttributes(
-					attribute.Int(AttrPromptIndex, i), attribute.Int64Slice(AttrPromptEventTokens, p)))
+				span.AddEvent(EventPrompt, trace.WithTimestamp(c.End), trace.WithAttributes(attribute.Int(AttrPromptIndex, i)))
 			}
 		}
 	}
@@ -235,12 +231,6 @@ func addChoiceEvents(span trace.Span, c *Call) {
 			attribute.String(AttrChoiceFinish, ch.FinishReason),
 			attribute.String(AttrChoiceText, ch.Text),
 		}
-		if ch.TokenIDs != nil {
-			attrs = append(attrs, attribute.Int64Slice(AttrChoiceTokenIDs, ch.TokenIDs))
-		}
-		if ch.Logprobs != nil {
-			attrs = append(attrs, attribute.Float64Slice(AttrChoiceLogprobs, ch.Logprobs))
-		}
 		if ch.Reasoning != "" {
 			attrs = append(attrs, attribute.String(AttrChoiceReasoning, ch.Reasoning))
 		}
@@ -249,6 +239,44 @@ func addChoiceEvents(span trace.Span, c *Call) {
 		}
 		span.AddEvent(EventChoice, trace.WithTimestamp(c.End), trace.WithAttributes(attrs...))
 	}
+}
+
+// callArrays gives a call's token arrays for its span and its events, in
+// the order addChoiceEvents adds the events.
+func callArrays(c *Call) *tokenArrays {
+	res := &c.Response
+	a := &tokenArrays{}
+	if res.PromptTokenIDs != nil {
+		a.span = append(a.span, arrayAttr{key: AttrPromptTokenIDs, ints: res.PromptTokenIDs})
+	}
+	if len(res.Choices) > 0 {
+		c0 := &res.Choices[0]
+		if c0.TokenIDs != nil {
+			a.span = append(a.span, arrayAttr{key: AttrResponseTokenIDs, ints: c0.TokenIDs})
+		}
+		if c0.Logprobs != nil {
+			a.span = append(a.span, arrayAttr{key: AttrResponseLogprobs, floats: c0.Logprobs, isFloat: true})
+		}
+	}
+	if len(res.Prompts) > 1 {
+		for _, p := range res.Prompts {
+			if p != nil {
+				a.events = append(a.events, []arrayAttr{{key: AttrPromptEventTokens, ints: p}})
+			}
+		}
+	}
+	for i := range res.Choices {
+		ch := &res.Choices[i]
+		var ev []arrayAttr
+		if ch.TokenIDs != nil {
+			ev = append(ev, arrayAttr{key: AttrChoiceTokenIDs, ints: ch.TokenIDs})
+		}
+		if ch.Logprobs != nil {
+			ev = append(ev, arrayAttr{key: AttrChoiceLogprobs, floats: ch.Logprobs, isFloat: true})
+		}
+		a.events = append(a.events, ev)
+	}
+	return a
 }
 
 // outputMessages renders the choices as OpenAI assistant messages (chat) or

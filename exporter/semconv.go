@@ -33,6 +33,7 @@ const (
 	AttrResponseID     = "gen_ai.response.id"
 	AttrResponseModel  = "gen_ai.response.model"
 	AttrFinishReasons  = "gen_ai.response.finish_reasons"
+	AttrTimeToFirst    = "gen_ai.response.time_to_first_chunk"
 	AttrInputTokens    = "gen_ai.usage.input_tokens"
 	AttrOutputTokens   = "gen_ai.usage.output_tokens"
 	AttrInputMessages  = "gen_ai.input.messages"

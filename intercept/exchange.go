@@ -37,6 +37,8 @@ type exchange struct {
 	contentLength int64
 	// problem is the first thing the extractor could not read.
 	problem string
+	// firstEvent is when the first event of a streamed answer arrived.
+	firstEvent time.Time
 
 	once      sync.Once
 	finished  bool
@@ -86,7 +88,7 @@ func (ex *exchange) finish(status exporter.Status, httpStatus int, errType, msg 
 			Key: ex.key, Seq: ex.seq, Path: ex.path,
 			Request: ex.req, Status: status, HTTPStatus: httpStatus,
 			ErrorType: errType, Error: msg,
-			Start: ex.start, End: time.Now(), Parent: ex.parent,
+			Start: ex.start, End: time.Now(), FirstToken: ex.firstEvent, Parent: ex.parent,
 			Upstream: ex.p.cfg.Upstream.Host,
 		}
 		if res != nil {
@@ -106,6 +108,9 @@ func (ex *exchange) finish(status exporter.Status, httpStatus int, errType, msg 
 		// The client may be gone (that is what a cancelled call is): the
 		// record is written regardless.
 		ex.recordErr = ex.p.cfg.Recorder.RecordCall(context.WithoutCancel(ex.ctx), c)
+		if o := ex.p.cfg.Observer; o != nil {
+			o.ObserveCall(c, ex.recordErr)
+		}
 		ev := ex.p.log.Debug()
 		if ex.recordErr != nil {
 			ev = ex.p.log.Error().Err(ex.recordErr)

@@ -53,7 +53,15 @@ type Config struct {
 	// UpstreamTimeout bounds the wait for the upstream's response headers
 	// (0: no bound; generations may legitimately take minutes).
 	UpstreamTimeout time.Duration
-	Logger          zerolog.Logger
+	// Observer, when set, learns of every recorded call and refused request.
+	Observer Observer
+	Logger   zerolog.Logger
+}
+
+// Observer is told what the proxy did (for metrics).
+type Observer interface {
+	ObserveCall(c *exporter.Call, recordErr error)
+	ObserveRefused(reason string)
 }
 
 // maxResponse bounds a non-streaming answer tokentap reads whole.
@@ -122,10 +130,12 @@ func newTransport(responseTimeout time.Duration) *http.Transport {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodConnect {
 		// tokentap is not a tunnel: it forwards to its upstream only.
+		p.refused("connect")
 		httperr.Write(w, http.StatusMethodNotAllowed, "CONNECT is not supported: tokentap forwards plain HTTP to its upstream only")
 		return
 	}
 	if r.URL.IsAbs() && !p.isUpstream(r.URL) {
+		p.refused("foreign_host")
 		httperr.Write(w, http.StatusForbidden, fmt.Sprintf("tokentap forwards to its upstream %s only, not to %s", p.cfg.Upstream.Host, r.URL.Host))
 		return
 	}
@@ -134,6 +144,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = rollout.CheckPath(r.URL.Path)
 	}
 	if err != nil {
+		p.refused("bad_key")
 		httperr.Write(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -222,6 +233,7 @@ func (p *Proxy) onRequest(r *http.Request, pctx *goproxy.ProxyCtx) (*http.Reques
 	if prefixed {
 		path = "/" + rest
 	} else if key, err = rollout.FromHeaders(r.Header.Get(rollout.HeaderRolloutID), r.Header.Get(rollout.HeaderAttemptID)); err != nil {
+		p.refused("bad_key")
 		return r, errorResponse(r, http.StatusBadRequest, err.Error())
 	}
 	r.Header.Del(rollout.HeaderRolloutID)
@@ -237,15 +249,18 @@ func (p *Proxy) onRequest(r *http.Request, pctx *goproxy.ProxyCtx) (*http.Reques
 		return r, nil // forwarded untouched
 	}
 	if key.IsZero() && p.cfg.RequireRollout {
+		p.refused("no_rollout_key")
 		return r, errorResponse(r, http.StatusBadRequest, "this call carries no rollout key: use /rollout/{rollout_id}/attempt/{attempt_id}/v1/... or the X-Rollout-Id header (--require-rollout is on)")
 	}
 	if err := p.attempts.begin(r.Context(), p.cfg.Recorder, key); err != nil {
+		p.refused("attempt_complete")
 		return r, errorResponse(r, statusOf(err), err.Error())
 	}
 	seq, err := p.cfg.Recorder.NextSequence(r.Context(), key)
 	if err != nil {
 		p.attempts.end(key)
 		if errors.Is(err, exporter.ErrAttemptComplete) {
+			p.refused("attempt_complete")
 			return r, errorResponse(r, http.StatusConflict, fmt.Sprintf("attempt %s of rollout %s is complete", key.AttemptID, key.RolloutID))
 		}
 		p.log.Error().Err(err).Str("rollout_id", key.RolloutID).Msg("allocate sequence id")
@@ -264,7 +279,7 @@ func (p *Proxy) prepareBody(r *http.Request, ex *exchange) *http.Response {
 	if r.ContentLength > p.cfg.MaxBody {
 		return ex.fail(r, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("request body of %d bytes is over the %d-byte limit", r.ContentLength, p.cfg.MaxBody))
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, p.cfg.MaxBody+1))
+	body, err := readAll(r.Body, r.ContentLength, p.cfg.MaxBody+1)
 	r.Body.Close()
 	if err != nil {
 		if r.Context().Err() != nil {
@@ -287,6 +302,36 @@ func (p *Proxy) prepareBody(r *http.Request, ex *exchange) *http.Response {
 	r.TransferEncoding = nil
 	r.Header.Set("Content-Length", strconv.Itoa(len(out)))
 	return nil
+}
+
+// injectRoom is the spare capacity left after a request body, so that
+// PrepareRequest can add return_token_ids in place.
+const injectRoom = 64
+
+// readAll reads a request body of up to limit bytes into one buffer, sized
+// from Content-Length when the client sent one, with room for the injection.
+func readAll(r io.Reader, contentLength, limit int64) ([]byte, error) {
+	size := int64(4096)
+	if contentLength > 0 {
+		size = min(contentLength, limit) + injectRoom
+	}
+	buf := make([]byte, 0, size)
+	for {
+		if int64(len(buf)) >= limit {
+			return buf, nil
+		}
+		if cap(buf)-len(buf) < injectRoom+512 {
+			buf = append(buf[:cap(buf)], 0)[:len(buf)] // grow
+		}
+		n, err := r.Read(buf[len(buf) : cap(buf)-injectRoom])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // onResponse tees a traced call's answer through the extractor.
@@ -364,6 +409,12 @@ func parentOf(r *http.Request) trace.SpanContext {
 	}
 	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.HeaderCarrier(r.Header))
 	return trace.SpanContextFromContext(ctx)
+}
+
+func (p *Proxy) refused(reason string) {
+	if o := p.cfg.Observer; o != nil {
+		o.ObserveRefused(reason)
+	}
 }
 
 // InFlight is the number of traced calls not yet recorded.

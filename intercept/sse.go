@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/tokentap/tokentap/exporter"
 	"github.com/tokentap/tokentap/internal/httperr"
@@ -24,6 +25,7 @@ type sseBody struct {
 	events   *tokenids.EventReader
 	stream   *tokenids.Stream
 	out      []byte // scratch for rewritten events
+	batch    []byte // the events gathered for one write
 	pending  []byte // for Read: bytes of the current event not yet read
 	raw      bool   // an event was too large: pass the rest through untouched
 	err      error  // the error that ended the stream, io.EOF when clean
@@ -38,11 +40,25 @@ func newSSEBody(ex *exchange, upstream io.ReadCloser) *sseBody {
 	}
 }
 
-// WriteTo hands the stream on event by event.
+// WriteTo hands the stream on as it arrives: the events that came in one
+// read go out in one write (and one flush), each as soon as it is complete.
 func (b *sseBody) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
 		chunk, err := b.next()
+		if err == nil && !b.raw {
+			// Gather what is already here; never wait for more.
+			b.batch = append(b.batch[:0], chunk...)
+			for b.err == nil {
+				ev, ok := b.events.Buffered()
+				if !ok {
+					break
+				}
+				more, _ := b.event(ev)
+				b.batch = append(b.batch, more...)
+			}
+			chunk = b.batch
+		}
 		if len(chunk) > 0 {
 			n, werr := w.Write(chunk)
 			total += int64(n)
@@ -124,6 +140,9 @@ func (b *sseBody) event(ev tokenids.Event) ([]byte, error) {
 			return b.out, nil
 		}
 		return ev.Raw, nil
+	}
+	if b.stream.Events() == 0 {
+		b.ex.firstEvent = time.Now()
 	}
 	out, err := b.stream.Event(ev.Data)
 	if err != nil {

@@ -122,6 +122,7 @@ func (s *Store) commitTxn(batch []*writeReq) (n int, errs []error, err error) {
 	}
 	s.cursor.Store(cursor)
 	s.committed()
+	s.cacheSummaries(summaries)
 	records := 0
 	for _, req := range batch {
 		records += len(req.records)
@@ -149,8 +150,10 @@ func (s *Store) stagingFailed(batch []*writeReq, i int, err error) (int, []error
 func (s *Store) setRecords(txn *badger.Txn, summaries map[string]*RolloutSummary, recs []*Record, cursor uint64) (uint64, error) {
 	for _, rec := range recs {
 		cursor++
-		key := recordKey(rec.RolloutID, rec.AttemptID, rec.Seq, cursor)
-		value := encodeRecord(rec)
+		key := recordKey(rec, cursor)
+		// The value is the data itself, not a copy: Badger only reads it
+		// until the transaction commits, and Append returns after that.
+		value := rec.Data
 		head, parts := value, 0
 		if len(value) > maxPart {
 			head = value[:maxPart]
@@ -203,6 +206,11 @@ func (s *Store) summaryIn(txn *badger.Txn, summaries map[string]*RolloutSummary,
 	if sum, ok := summaries[rid]; ok {
 		return sum, nil
 	}
+	if c, ok := s.summaries[rid]; ok && time.Since(c.at) < summaryCacheAge {
+		sum := c.sum.clone()
+		summaries[rid] = sum
+		return sum, nil
+	}
 	sum := &RolloutSummary{RolloutID: rid}
 	item, err := txn.Get(rolloutKey(rid))
 	switch {
@@ -216,6 +224,35 @@ func (s *Store) summaryIn(txn *badger.Txn, summaries map[string]*RolloutSummary,
 	}
 	summaries[rid] = sum
 	return sum, nil
+}
+
+// summaryCacheAge bounds how long the committer trusts a summary it wrote
+// without reading it back (a summary may expire with its rollout).
+const summaryCacheAge = time.Minute
+
+// cachedSummary is a rollout summary as the committer last wrote it.
+type cachedSummary struct {
+	sum *RolloutSummary
+	at  time.Time
+}
+
+// cacheSummaries remembers committed summaries, so that the next commit of
+// an active rollout need not read and decode its summary again. Only the
+// committer goroutine touches the cache.
+func (s *Store) cacheSummaries(summaries map[string]*RolloutSummary) {
+	if len(s.summaries) > 4096 {
+		clear(s.summaries)
+	}
+	now := time.Now()
+	for rid, sum := range summaries {
+		s.summaries[rid] = cachedSummary{sum: sum, at: now}
+	}
+}
+
+func (r *RolloutSummary) clone() *RolloutSummary {
+	c := *r
+	c.Attempts = append([]AttemptSummary(nil), r.Attempts...)
+	return &c
 }
 
 // publish brings the in-memory rollout states up to date with what was
@@ -260,13 +297,20 @@ func recordPrefix(rid, aid string) []byte {
 	return k
 }
 
-func recordKey(rid, aid string, seq, cursor uint64) []byte {
-	k := recordPrefix(rid, "")
-	k = append(k, aid...)
+// recordKey is the key of a record: its rollout, attempt, sequence id and
+// cursor (which order it), then what it is: version, kind, end time.
+func recordKey(r *Record, cursor uint64) []byte {
+	k := recordPrefix(r.RolloutID, "")
+	k = append(k, r.AttemptID...)
 	k = append(k, 0)
-	k = binary.BigEndian.AppendUint64(k, seq)
-	return binary.BigEndian.AppendUint64(k, cursor)
+	k = binary.BigEndian.AppendUint64(k, r.Seq)
+	k = binary.BigEndian.AppendUint64(k, cursor)
+	k = append(k, recordVersion, byte(r.Kind))
+	return binary.BigEndian.AppendUint64(k, uint64(r.Time.UnixNano()))
 }
+
+// recordKeyTail is the size of what follows the ids in a record key.
+const recordKeyTail = 8 + 8 + 1 + 1 + 8
 
 func cursorKey(cursor uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixCursor}, cursor)
@@ -287,35 +331,27 @@ func appendParts(key []byte, parts int) []byte {
 	return binary.BigEndian.AppendUint32(v, uint32(parts))
 }
 
-// Record values: version, kind, seq, end time, then the data. The key holds
-// rollout, attempt and cursor.
+// recordVersion is the layout of record keys and values: version 1 keeps
+// the span bytes as the value, the rest in the key.
 const recordVersion = 1
-
-func encodeRecord(r *Record) []byte {
-	v := make([]byte, 0, 18+len(r.Data))
-	v = append(v, recordVersion, byte(r.Kind))
-	v = binary.BigEndian.AppendUint64(v, r.Seq)
-	v = binary.BigEndian.AppendUint64(v, uint64(r.Time.UnixNano()))
-	return append(v, r.Data...)
-}
 
 // decodeRecord fills r from a key and a value (all parts joined).
 func decodeRecord(key, value []byte, r *Record) error {
-	if len(key) < 1+2+16 || len(value) < 18 || value[0] != recordVersion {
-		return fmt.Errorf("corrupt record %q", key)
+	if len(key) < 1+2+recordKeyTail {
+		return fmt.Errorf("corrupt record key %q", key)
 	}
-	ids := key[1 : len(key)-16]
-	rid, aid, ok := cut0(ids)
-	if !ok || len(aid) == 0 || aid[len(aid)-1] != 0 {
+	tail := key[len(key)-recordKeyTail:]
+	rid, aid, ok := cut0(key[1 : len(key)-recordKeyTail])
+	if !ok || len(aid) == 0 || aid[len(aid)-1] != 0 || tail[16] != recordVersion {
 		return fmt.Errorf("corrupt record key %q", key)
 	}
 	r.RolloutID = string(rid)
 	r.AttemptID = string(aid[:len(aid)-1])
-	r.Cursor = binary.BigEndian.Uint64(key[len(key)-8:])
-	r.Kind = Kind(value[1])
-	r.Seq = binary.BigEndian.Uint64(value[2:10])
-	r.Time = time.Unix(0, int64(binary.BigEndian.Uint64(value[10:18]))).UTC()
-	r.Data = value[18:]
+	r.Seq = binary.BigEndian.Uint64(tail[0:8])
+	r.Cursor = binary.BigEndian.Uint64(tail[8:16])
+	r.Kind = Kind(tail[17])
+	r.Time = time.Unix(0, int64(binary.BigEndian.Uint64(tail[18:26]))).UTC()
+	r.Data = value
 	return nil
 }
 

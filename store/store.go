@@ -99,6 +99,8 @@ type Store struct {
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced on every commit
+
+	summaries map[string]cachedSummary // the committer's own cache
 }
 
 // rolloutState is the in-memory side of a rollout: its sequence counter and
@@ -171,13 +173,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.GCInterval = 5 * time.Minute
 	}
 	s := &Store{
-		db:       db,
-		opts:     opts,
-		log:      opts.Logger,
-		writes:   make(chan *writeReq, 1024),
-		closing:  make(chan struct{}),
-		rollouts: make(map[string]*rolloutState),
-		notify:   make(chan struct{}),
+		db:        db,
+		opts:      opts,
+		log:       opts.Logger,
+		writes:    make(chan *writeReq, 1024),
+		closing:   make(chan struct{}),
+		rollouts:  make(map[string]*rolloutState),
+		notify:    make(chan struct{}),
+		summaries: map[string]cachedSummary{},
 	}
 	if err := s.loadCursor(); err != nil {
 		db.Close()

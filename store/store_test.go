@@ -137,7 +137,7 @@ func TestLargeRecord(t *testing.T) {
 		defer s.Close()
 		ctx := context.Background()
 		big := bytes.Repeat([]byte("0123456789"), 300_000) // 3 MB: several parts
-		exact := bytes.Repeat([]byte("y"), maxPart-18)     // head exactly maxPart
+		exact := bytes.Repeat([]byte("y"), maxPart)        // head exactly maxPart
 		if err := s.Append(ctx, &Record{RolloutID: "r", AttemptID: "0", Seq: 1, Kind: KindCall, Data: big}, &Record{RolloutID: "r", AttemptID: "0", Seq: 2, Kind: KindCall, Data: exact}); err != nil {
 			t.Fatal(err)
 		}

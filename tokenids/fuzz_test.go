@@ -27,6 +27,13 @@ func FuzzPrepareRequest(f *testing.F) {
 	f.Add([]byte(`{"return_token_ids":false,"return_token_ids":null,"logprobs":7,"echo":true,"prompt":[[1],[2]]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, ep := range []Endpoint{Chat, Completions} {
+			// With and without spare capacity: in place and copied.
+			spare := append(bytes.Clone(body), make([]byte, 64)...)[:len(body)]
+			if inPlace, _, err := PrepareRequest(ep, spare, Options{Logprobs: true}); err == nil {
+				if copied, _, _ := PrepareRequest(ep, bytes.Clone(body), Options{Logprobs: true}); !bytes.Equal(inPlace, copied) {
+					t.Fatalf("in place %s, copied %s", inPlace, copied)
+				}
+			}
 			out, req, err := PrepareRequest(ep, body, Options{Logprobs: true})
 			if err != nil || !json.Valid(body) {
 				continue
@@ -53,15 +60,16 @@ func FuzzParseResponse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, ep := range []Endpoint{Chat, Completions} {
 			req := Request{Endpoint: ep, N: 2, Prompts: 2, TokenIDs: true, Logprobs: true}
-			res, out, err := ParseResponse(&req, body, Strip{TokenIDs: true, Logprobs: true})
+			orig := bytes.Clone(body)
+			res, out, err := ParseResponse(&req, bytes.Clone(body), Strip{TokenIDs: true, Logprobs: true})
 			Check(&req, &res)
 			if err != nil {
-				if !bytes.Equal(out, body) {
+				if !bytes.Equal(out, orig) {
 					t.Fatal("unreadable body was not returned untouched")
 				}
 				continue
 			}
-			if json.Valid(body) && !json.Valid(out) {
+			if json.Valid(orig) && !json.Valid(out) {
 				t.Fatalf("stripping made invalid JSON:\n in %s\nout %s", body, out)
 			}
 		}

@@ -83,8 +83,10 @@ type edit struct {
 
 // PrepareRequest reads a chat or completions request body and returns it with
 // "return_token_ids": true injected (and logprobs under opts.Logprobs),
-// touching nothing else: the body is scanned once and copied once, never
-// decoded into a map. When nothing needs injecting, out is body itself.
+// touching nothing else: the body is scanned once and copied at most once,
+// never decoded into a map. When nothing needs injecting, out is body
+// itself; when body has spare capacity for what is added, out is body
+// rewritten in place.
 //
 // Completions requests with "echo": true are left alone: vLLM blanks the
 // echoed prompt from "text" when return_token_ids is also set (vLLM issue
@@ -212,6 +214,15 @@ func PrepareRequest(ep Endpoint, body []byte, opts Options) (out []byte, req Req
 		}
 	}
 	if len(edits) == 0 {
+		return body, req, nil
+	}
+	if e := edits[0]; len(edits) == 1 && e.start == e.end && cap(body)-len(body) >= len(e.repl) {
+		// The usual case, one member added at the end, fits in the spare
+		// capacity the caller left: shift the tail, no copy of the body.
+		n := len(body)
+		body = body[:n+len(e.repl)]
+		copy(body[e.start+len(e.repl):], body[e.start:n])
+		copy(body[e.start:], e.repl)
 		return body, req, nil
 	}
 	return appendEdits(nil, body, edits), req, nil

@@ -54,7 +54,9 @@ type APIError struct {
 // ParseResponse extracts the IDs, logprobs, finish reasons and usage of a
 // non-streaming chat or completions answer (req is the call's Request).
 // When strip asks for it, out is body with the injected fields reset to
-// null (what vLLM sends when they were not requested); otherwise out is body.
+// null (what vLLM sends when they were not requested), rewritten in place
+// when that only shrinks it (out then shares body's memory and body's
+// contents past len(out) are garbage); otherwise out is body.
 //
 // A body ParseResponse cannot read gives an error and out == body: the
 // answer still reaches the client untouched.
@@ -573,7 +575,13 @@ func (p *parser) apply(body []byte) []byte {
 	if len(p.edits) == 0 {
 		return body
 	}
-	return appendEdits(make([]byte, 0, len(body)), body, p.edits)
+	for _, e := range p.edits {
+		if len(e.repl) > e.end-e.start { // an empty array [] becomes null
+			return appendEdits(make([]byte, 0, len(body)+8*len(p.edits)), body, p.edits)
+		}
+	}
+	// Every edit shrinks: writes trail reads, and copy handles the overlap.
+	return appendEdits(body[:0], body, p.edits)
 }
 
 // result assembles the Result from the accumulated choices.

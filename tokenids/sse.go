@@ -74,6 +74,17 @@ func (e *EventReader) Next() (Event, error) {
 	}
 }
 
+// Buffered returns the next event when it is already complete in the
+// buffer, without reading: ok is false when getting it would wait for input.
+// A caller can gather the events that arrived together and hand them on in
+// one write.
+func (e *EventReader) Buffered() (ev Event, ok bool) {
+	if e.start > 0 && e.start == e.end {
+		return Event{}, false
+	}
+	return e.find()
+}
+
 // Rest returns the bytes read but not returned as an event: the
 // unterminated tail at the end of the stream, or the oversized event after
 // ErrEventTooLarge. It empties the buffer.
@@ -124,7 +135,7 @@ func (e *EventReader) find() (Event, bool) {
 				continue
 			}
 		}
-		i := bytes.IndexAny(e.buf[e.scan:e.end], "\r\n")
+		i := lineEnd(e.buf[e.scan:e.end])
 		if i < 0 {
 			e.lineOpen = true
 			e.scan = e.end
@@ -169,7 +180,7 @@ func (e *EventReader) parse(raw []byte) Event {
 	rest := raw
 	off := 0
 	for len(rest) > 0 {
-		i := bytes.IndexAny(rest, "\r\n")
+		i := lineEnd(rest)
 		line := rest[:i]
 		next := i + 1
 		if rest[i] == '\r' && next < len(rest) && rest[next] == '\n' {
@@ -196,6 +207,21 @@ func (e *EventReader) parse(raw []byte) Event {
 		rest = rest[next:]
 	}
 	return ev
+}
+
+// lineEnd finds the first CR or LF. Two vectorised IndexByte scans beat
+// bytes.IndexAny, which looks at bytes one at a time, on the long data lines
+// of prompt-carrying events.
+func lineEnd(b []byte) int {
+	nl := bytes.IndexByte(b, '\n')
+	before := b
+	if nl >= 0 {
+		before = b[:nl]
+	}
+	if cr := bytes.IndexByte(before, '\r'); cr >= 0 {
+		return cr
+	}
+	return nl
 }
 
 // fieldValue splits an SSE line "name:value" (one leading space of the value

@@ -34,6 +34,7 @@ type config struct {
 	ShutdownTimeout time.Duration
 	OTLPEndpoint    string
 	OTLPHeaders     listFlag
+	Pprof           bool
 
 	upstreamURL *url.URL
 	level       zerolog.Level
@@ -63,6 +64,7 @@ func parseConfig(args []string, env func(string) string, usage io.Writer) (*conf
 	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", 0, "bound on the wait for the upstream's response headers (0: none)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", time.Minute, "on SIGTERM, how long calls in flight may take to finish")
 	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", "", "push spans to an OTLP collector: http://host:4318 (OTLP/HTTP) or grpc://host:4317 (OTLP/gRPC)")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ (behind --admin-token when set)")
 	fs.Var(&c.OTLPHeaders, "otlp-header", "key=value header sent with every OTLP export (repeatable; in SIDECAR_OTLP_HEADER comma-separated)")
 
 	if err := fs.Parse(args); err != nil {

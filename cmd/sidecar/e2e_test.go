@@ -453,6 +453,23 @@ func TestDemoMode(t *testing.T) {
 			t.Errorf("%s: %d", path, got)
 		}
 	}
+	resp, err = http.Get(sc.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`tokentap_calls_total{http_status="200",operation="chat",status="ok",upstream=`,
+		`tokentap_tokens_total{direction="completion"}`,
+		"tokentap_calls_in_flight 0",
+		"tokentap_store_commits_total",
+		"go_memstats_mallocs_total",
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 // Bad flags fail at start with one clear line and exit code 2.

@@ -20,6 +20,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -32,6 +33,7 @@ import (
 	"github.com/tokentap/tokentap/exporter"
 	"github.com/tokentap/tokentap/intercept"
 	"github.com/tokentap/tokentap/internal/api"
+	"github.com/tokentap/tokentap/internal/metrics"
 	"github.com/tokentap/tokentap/internal/vllmsim"
 	"github.com/tokentap/tokentap/store"
 )
@@ -90,15 +92,6 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 		}
 	}()
 
-	recorder := exporter.NewRecorder(st, cfg.CaptureContent, version)
-	proxy, err := intercept.New(intercept.Config{
-		Upstream: upstream, Recorder: recorder, Logprobs: cfg.Logprobs,
-		RequireRollout: cfg.RequireRollout, MaxBody: int64(cfg.MaxBody),
-		UpstreamTimeout: cfg.UpstreamTimeout, Logger: log,
-	})
-	if err != nil {
-		return err
-	}
 	var pusher *exporter.Pusher
 	if cfg.OTLPEndpoint != "" {
 		headers, err := exporter.ParseHeaders(cfg.OTLPHeaders)
@@ -109,11 +102,32 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 			return err
 		}
 	}
+	var proxy *intercept.Proxy
+	m := metrics.New(metrics.Sources{
+		InFlight: func() float64 { return float64(proxy.InFlight()) },
+		Store:    st, Pusher: pusher,
+	})
+	recorder := exporter.NewRecorder(st, cfg.CaptureContent, version)
+	proxy, err = intercept.New(intercept.Config{
+		Upstream: upstream, Recorder: recorder, Logprobs: cfg.Logprobs,
+		RequireRollout: cfg.RequireRollout, MaxBody: int64(cfg.MaxBody),
+		UpstreamTimeout: cfg.UpstreamTimeout, Observer: m, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
 	trainer := api.New(api.Config{
 		Store: st, AdminToken: cfg.AdminToken, UpstreamReady: proxy.UpstreamReady, Logger: log,
 		State: func(ctx context.Context) any { return adminState(ctx, proxy, pusher, st, upstream) },
 	})
 	trainer.Handle("/v1/traces", exporter.NewReceiver(st, int64(cfg.MaxBody), log))
+	trainer.Handle("GET /metrics", m.Handler())
+	if cfg.Pprof {
+		// pprof's handlers expect /debug/pprof/...; they live under /admin.
+		trainer.Handle("/admin/debug/pprof/", http.StripPrefix("/admin", http.HandlerFunc(pprof.Index)))
+		trainer.Handle("/admin/debug/pprof/profile", http.StripPrefix("/admin", http.HandlerFunc(pprof.Profile)))
+		trainer.Handle("/admin/debug/pprof/trace", http.StripPrefix("/admin", http.HandlerFunc(pprof.Trace)))
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
