@@ -14,6 +14,7 @@
 //
 //	go run ./bench                      # the full run, table + bench-results.json
 //	go run ./bench -rounds 3 -duration 2s
+//	go run ./bench -role soak -duration 30m -retention 5m   # memory and disk over a long run
 package main
 
 import (
@@ -58,6 +59,8 @@ func main() {
 		os.Exit(serveReverseProxy(os.Args[3:]))
 	case "load":
 		os.Exit(loadOnly(os.Args[3:]))
+	case "soak":
+		os.Exit(soak(os.Args[3:]))
 	}
 	var c config
 	flag.IntVar(&c.rounds, "rounds", 5, "interleaved rounds per scenario")
@@ -114,6 +117,7 @@ func startProcess(name, healthPath, listenFlag, bin string, args ...string) (*pr
 	}
 	cmd := exec.Command(bin, append(args, listenFlag, addr)...)
 	cmd.Stderr = os.Stderr
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
@@ -132,6 +136,21 @@ func startProcess(name, healthPath, listenFlag, bin string, args ...string) (*pr
 	}
 }
 
+// buildSidecar returns bin, or when it is empty builds tokentap into dir.
+func buildSidecar(bin, dir string) (string, error) {
+	if bin != "" {
+		return bin, nil
+	}
+	bin = filepath.Join(dir, "sidecar")
+	fmt.Fprintln(os.Stderr, "building tokentap…")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/sidecar")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("build tokentap (run from the repository root, or pass -sidecar-bin): %w", err)
+	}
+	return bin, nil
+}
+
 func run(c config) error {
 	self, err := os.Executable()
 	if err != nil {
@@ -142,14 +161,8 @@ func run(c config) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if c.sidecarBin == "" {
-		c.sidecarBin = filepath.Join(tmp, "sidecar")
-		fmt.Fprintln(os.Stderr, "building tokentap…")
-		build := exec.Command("go", "build", "-o", c.sidecarBin, "./cmd/sidecar")
-		build.Stderr = os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build tokentap (run from the repository root, or pass -sidecar-bin): %w", err)
-		}
+	if c.sidecarBin, err = buildSidecar(c.sidecarBin, tmp); err != nil {
+		return err
 	}
 	upstream, err := startProcess("upstream", "/health", "-listen", self, "-role", "upstream")
 	if err != nil {

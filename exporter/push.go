@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -103,8 +104,19 @@ func NewPusher(st *store.Store, cfg PushConfig) (*Pusher, error) {
 		// One position per endpoint: pointing tokentap at a new collector
 		// ships it everything still retained.
 		name:  "otlp-" + strconv.FormatUint(h.Sum64(), 16),
-		state: PushState{Endpoint: cfg.Endpoint},
+		state: PushState{Endpoint: RedactURL(cfg.Endpoint)},
 	}, nil
+}
+
+// RedactURL hides the password of a URL's userinfo (collectors behind basic
+// auth are configured as http://user:secret@host:4318) so it can be logged
+// and shown on /admin/state.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // Run ships records until ctx ends, then makes one last attempt bounded by
@@ -225,7 +237,7 @@ func (p *Pusher) fail(err error) {
 		s.Failures++
 		s.LastError = err.Error()
 		if s.Failures == 1 || s.Failures%20 == 0 {
-			p.log.Warn().Err(err).Int("consecutive_failures", s.Failures).Str("endpoint", p.cfg.Endpoint).Msg("OTLP export failed; retrying")
+			p.log.Warn().Err(err).Int("consecutive_failures", s.Failures).Str("endpoint", s.Endpoint).Msg("OTLP export failed; retrying")
 		}
 	})
 }

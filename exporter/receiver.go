@@ -68,6 +68,10 @@ func (rv *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rv.fail(w, f, status, codes.InvalidArgument, err.Error())
 		return
 	}
+	if err := rv.store.Writable(); err != nil {
+		rv.fail(w, f, http.StatusServiceUnavailable, codes.Unavailable, "tokentap cannot store spans now: "+err.Error())
+		return
+	}
 	req, err := DecodeExportRequest(body, f)
 	if err != nil {
 		rv.fail(w, f, http.StatusBadRequest, codes.InvalidArgument, "unable to parse OTLP traces: "+err.Error())

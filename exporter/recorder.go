@@ -3,8 +3,10 @@ package exporter
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -68,7 +70,7 @@ func (r *Recorder) NextSequence(ctx context.Context, key rollout.Key) (uint64, e
 func (r *Recorder) RecordCall(ctx context.Context, c *Call) error {
 	name := c.Request.Endpoint.Operation()
 	if c.Request.Model != "" {
-		name += " " + c.Request.Model
+		name += " " + validUTF8(c.Request.Model)
 	}
 	parent := context.Background()
 	if c.Parent.IsValid() {
@@ -80,7 +82,7 @@ func (r *Recorder) RecordCall(ctx context.Context, c *Call) error {
 		trace.WithAttributes(callAttributes(c, r.capture)...))
 	addChoiceEvents(span, c)
 	if c.Status != StatusOK {
-		span.SetStatus(codes.Error, c.Error)
+		span.SetStatus(codes.Error, validUTF8(c.Error))
 	}
 	span.End(trace.WithTimestamp(c.End))
 	return r.commit(ctx, span, callArrays(c), c.Key, c.Seq, store.KindCall, c.End)
@@ -92,7 +94,7 @@ func (r *Recorder) RecordReward(ctx context.Context, rw *Reward) error {
 		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithTimestamp(rw.Time),
 		trace.WithAttributes(append(keyAttributes(rw.Key, rw.Seq),
-			attribute.String(AttrRewardName, rw.Name),
+			text(AttrRewardName, rw.Name),
 			attribute.Float64(AttrRewardValue, rw.Value))...))
 	span.End(trace.WithTimestamp(rw.Time))
 	return r.commit(ctx, span, nil, rw.Key, rw.Seq, store.KindReward, rw.Time)
@@ -149,7 +151,7 @@ func callAttributes(c *Call, capture bool) []attribute.KeyValue {
 	attrs = append(attrs,
 		attribute.String(AttrOperation, req.Endpoint.Operation()),
 		attribute.String(AttrProvider, ProviderVLLM),
-		attribute.String(AttrURLPath, c.Path),
+		text(AttrURLPath, c.Path),
 		attribute.Int(AttrHTTPStatus, c.HTTPStatus),
 		attribute.String(AttrCallStatus, string(c.Status)),
 		attribute.Bool(AttrStream, req.Stream),
@@ -157,13 +159,13 @@ func callAttributes(c *Call, capture bool) []attribute.KeyValue {
 		attribute.Bool(AttrTokenIDsValid, c.Valid),
 	)
 	if c.Problem != "" {
-		attrs = append(attrs, attribute.String(AttrTokenIDsProblem, c.Problem))
+		attrs = append(attrs, text(AttrTokenIDsProblem, c.Problem))
 	}
 	if c.ErrorType != "" {
-		attrs = append(attrs, attribute.String(AttrErrorType, c.ErrorType))
+		attrs = append(attrs, text(AttrErrorType, c.ErrorType))
 	}
 	if req.Model != "" {
-		attrs = append(attrs, attribute.String(AttrRequestModel, req.Model))
+		attrs = append(attrs, text(AttrRequestModel, req.Model))
 	}
 	if req.Temperature != nil {
 		attrs = append(attrs, attribute.Float64(AttrTemperature, *req.Temperature))
@@ -182,7 +184,7 @@ func callAttributes(c *Call, capture bool) []attribute.KeyValue {
 		{AttrPolicyVersion, c.PolicyVersion}, {AttrPolicyEnd, c.PolicyVersionEnd},
 	} {
 		if kv.value != "" {
-			attrs = append(attrs, attribute.String(kv.key, kv.value))
+			attrs = append(attrs, text(kv.key, kv.value))
 		}
 	}
 	if len(res.Choices) > 0 {
@@ -202,10 +204,10 @@ func callAttributes(c *Call, capture bool) []attribute.KeyValue {
 		// No copies: the span is encoded and dropped before the request
 		// body goes, and the output messages are a fresh buffer.
 		if in := req.Input; len(in) > 0 && len(in) <= maxCapture {
-			attrs = append(attrs, attribute.String(AttrInputMessages, unsafe.String(&in[0], len(in))))
+			attrs = append(attrs, text(AttrInputMessages, unsafe.String(&in[0], len(in))))
 		}
 		if out := outputMessages(c); len(out) > 0 && len(out) <= maxCapture {
-			attrs = append(attrs, attribute.String(AttrOutputMessages, unsafe.String(&out[0], len(out))))
+			attrs = append(attrs, text(AttrOutputMessages, unsafe.String(&out[0], len(out))))
 		}
 	}
 	return attrs
@@ -228,14 +230,14 @@ func addChoiceEvents(span trace.Span, c *Call) {
 		attrs := []attribute.KeyValue{
 			attribute.Int(AttrChoiceIndex, ch.Index),
 			attribute.Int(AttrChoicePromptIndex, ch.PromptIndex),
-			attribute.String(AttrChoiceFinish, ch.FinishReason),
-			attribute.String(AttrChoiceText, ch.Text),
+			text(AttrChoiceFinish, ch.FinishReason),
+			text(AttrChoiceText, ch.Text),
 		}
 		if ch.Reasoning != "" {
-			attrs = append(attrs, attribute.String(AttrChoiceReasoning, ch.Reasoning))
+			attrs = append(attrs, text(AttrChoiceReasoning, ch.Reasoning))
 		}
 		if ch.ToolCalls != nil {
-			attrs = append(attrs, attribute.String(AttrChoiceToolCalls, string(ch.ToolCalls)))
+			attrs = append(attrs, text(AttrChoiceToolCalls, string(ch.ToolCalls)))
 		}
 		span.AddEvent(EventChoice, trace.WithTimestamp(c.End), trace.WithAttributes(attrs...))
 	}
@@ -313,6 +315,13 @@ func outputMessages(c *Call) []byte {
 	return append(out, ']')
 }
 
+// Writable says whether the store takes new records (store.ErrDiskFull
+// when it does not).
+func (r *Recorder) Writable() error { return r.store.Writable() }
+
+// ErrDiskFull is what Writable returns when the store is out of space.
+var ErrDiskFull = store.ErrDiskFull
+
 // ErrAttemptComplete is returned for calls and rewards of a completed
 // attempt, and for completing it twice.
 var ErrAttemptComplete = store.ErrAttemptComplete
@@ -336,4 +345,18 @@ func (r *Recorder) Complete(ctx context.Context, key rollout.Key) (Completion, e
 // IsComplete reports whether an attempt was marked complete.
 func (r *Recorder) IsComplete(ctx context.Context, key rollout.Key) (bool, error) {
 	return r.store.IsComplete(ctx, key.RolloutID, key.AttemptID)
+}
+
+// text is a string attribute from a client or the upstream. OTLP strings
+// must be UTF-8 (a protobuf decoder refuses anything else), and agents do
+// send invalid bytes: they are replaced with U+FFFD.
+func text(key, value string) attribute.KeyValue {
+	return attribute.String(key, validUTF8(value))
+}
+
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }

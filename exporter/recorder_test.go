@@ -16,7 +16,7 @@ import (
 	"github.com/tokentap/tokentap/tokenids"
 )
 
-func testStore(t *testing.T) *store.Store {
+func testStore(t testing.TB) *store.Store {
 	t.Helper()
 	st, err := store.Open(context.Background(), store.Options{InMemory: true, Logger: zerolog.Nop()})
 	if err != nil {

@@ -138,6 +138,11 @@ func (p *Proxy) serveReward(w http.ResponseWriter, r *http.Request, key rollout.
 	if body.Name == "" {
 		body.Name = "primary"
 	}
+	if err := p.cfg.Recorder.Writable(); err != nil {
+		p.refused("disk_full")
+		httperr.Write(w, http.StatusInsufficientStorage, "tokentap cannot record the reward now: "+err.Error())
+		return
+	}
 	if err := p.attempts.begin(r.Context(), p.cfg.Recorder, key); err != nil {
 		httperr.Write(w, statusOf(err), err.Error())
 		return

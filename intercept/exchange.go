@@ -39,6 +39,12 @@ type exchange struct {
 	problem string
 	// firstEvent is when the first event of a streamed answer arrived.
 	firstEvent time.Time
+	// malformed is set when the upstream's answer could not be read.
+	malformed bool
+	// upstreamBroke is set when the upstream dropped the connection in the
+	// middle of an answer.
+	upstreamBroke bool
+	w             *responseWriter
 
 	once      sync.Once
 	finished  bool
@@ -50,8 +56,7 @@ func (ex *exchange) begin(key rollout.Key, seq uint64, ep tokenids.Endpoint, pat
 	ex.key, ex.seq, ex.endpoint, ex.path, ex.parent = key, seq, ep, path, parent
 	ex.start = time.Now()
 	ex.req = tokenids.Request{Endpoint: ep, N: 1, Prompts: 1}
-	ex.p.active.Add(1)
-	ex.p.inflight.Add(1)
+	ex.p.inflight.add()
 }
 
 func (ex *exchange) traced() bool { return ex.endpoint != 0 }
@@ -68,6 +73,7 @@ func (ex *exchange) noteProblem(err error) {
 	if ex.problem == "" {
 		ex.problem = "unreadable answer: " + err.Error()
 	}
+	ex.malformed = true
 	ex.mu.Unlock()
 }
 
@@ -83,6 +89,11 @@ func (ex *exchange) finish(status exporter.Status, httpStatus int, errType, msg 
 		ex.finished = true
 		problem := ex.problem
 		ex.mu.Unlock()
+		// The call leaves the books even if what follows panics.
+		defer func() {
+			ex.p.attempts.end(ex.key)
+			ex.p.inflight.done()
+		}()
 
 		c := &exporter.Call{
 			Key: ex.key, Seq: ex.seq, Path: ex.path,
@@ -118,10 +129,6 @@ func (ex *exchange) finish(status exporter.Status, httpStatus int, errType, msg 
 		ev.Str("rollout_id", ex.key.RolloutID).Str("attempt_id", ex.key.AttemptID).Uint64("seq", ex.seq).
 			Str("status", string(status)).Int("http_status", httpStatus).Bool("token_ids_valid", valid).
 			Dur("duration", c.End.Sub(c.Start)).Msg("call recorded")
-
-		ex.p.attempts.end(ex.key)
-		ex.p.active.Add(-1)
-		ex.p.inflight.Done()
 	})
 	return ex.recordErr
 }
@@ -199,10 +206,13 @@ func (ex *exchange) jsonAnswer(resp *http.Response) *http.Response {
 		return ex.readFailed(resp, err)
 	}
 	res, out, err := tokenids.ParseResponse(&ex.req, body, ex.req.Strip())
+	status, errType, msg := exporter.StatusOK, "", ""
 	if err != nil {
+		// Passed on as it came; the agent will find out too.
 		ex.noteProblem(err)
+		status, errType, msg = exporter.StatusError, "upstream_malformed", "the upstream's answer is not valid JSON: "+err.Error()
 	}
-	if err := ex.finish(exporter.StatusOK, resp.StatusCode, "", "", &res); err != nil {
+	if err := ex.finish(status, resp.StatusCode, errType, msg, &res); err != nil {
 		return errorResponse(resp.Request, http.StatusServiceUnavailable, "tokentap could not record this call, so it withholds the answer: "+err.Error())
 	}
 	ex.setBody(resp, out)

@@ -22,10 +22,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -53,6 +52,13 @@ type Config struct {
 	// UpstreamTimeout bounds the wait for the upstream's response headers
 	// (0: no bound; generations may legitimately take minutes).
 	UpstreamTimeout time.Duration
+	// UpstreamAPIKey, when set, is sent to the upstream as "Authorization:
+	// Bearer <key>" on every request (vLLM's --api-key), in place of what the
+	// agent sent: agents then need no key.
+	UpstreamAPIKey string
+	// BodyTimeout bounds the reading of a traced request's body (a slow or
+	// stalled client); 0 means one minute.
+	BodyTimeout time.Duration
 	// Observer, when set, learns of every recorded call and refused request.
 	Observer Observer
 	Logger   zerolog.Logger
@@ -77,8 +83,7 @@ type Proxy struct {
 	tr       *http.Transport
 	log      zerolog.Logger
 	attempts attempts
-	inflight sync.WaitGroup
-	active   atomic.Int64
+	inflight inFlight
 	health   health
 }
 
@@ -89,6 +94,9 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 64 << 20
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = time.Minute
 	}
 	p := &Proxy{cfg: cfg, log: cfg.Logger, tr: newTransport(cfg.UpstreamTimeout)}
 	p.attempts.init()
@@ -128,6 +136,31 @@ func newTransport(responseTimeout time.Duration) *http.Transport {
 // ServeHTTP serves an agent's request: the reward and complete calls, or a
 // call forwarded to the upstream.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rw := &responseWriter{ResponseWriter: w}
+	defer p.recoverPanic(rw, r)
+	p.serve(rw, r)
+}
+
+// recoverPanic is the last resort: a bug must cost one request, not the
+// process. The client gets a 500 (if nothing was sent yet), the log the
+// panic, never the request's headers or body.
+func (p *Proxy) recoverPanic(rw *responseWriter, r *http.Request) {
+	v := recover()
+	if v == nil || v == http.ErrAbortHandler {
+		if v != nil {
+			panic(v) // net/http's way to drop a connection, on purpose
+		}
+		return
+	}
+	p.log.Error().Str("panic", fmt.Sprint(v)).Str("method", r.Method).Str("path", r.URL.Path).
+		Bytes("stack", debug.Stack()).Msg("request handler panicked")
+	if rw.status == 0 {
+		httperr.Write(rw, http.StatusInternalServerError, "tokentap hit an internal error handling this request")
+	}
+}
+
+func (p *Proxy) serve(rw *responseWriter, r *http.Request) {
+	w := http.ResponseWriter(rw)
 	if r.Method == http.MethodConnect {
 		// tokentap is not a tunnel: it forwards to its upstream only.
 		p.refused("connect")
@@ -158,13 +191,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ex := &exchange{p: p, contentLength: -1}
+	ex := &exchange{p: p, contentLength: -1, w: rw}
 	ctx := context.WithValue(r.Context(), exchangeKey{}, ex)
 	ex.ctx = ctx
-	rw := &responseWriter{ResponseWriter: w, ex: ex}
+	rw.ex = ex
 	p.gp.ServeHTTP(rw, r.WithContext(ctx))
 	// Whatever happened on the way, a traced call is recorded.
 	ex.finish(exporter.StatusError, rw.status, "proxy_error", "the exchange ended without an answer from the upstream", nil)
+	if ex.upstreamBroke {
+		// The upstream dropped the connection mid-answer: so does tokentap,
+		// rather than end the answer as if it were whole.
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // redispatch is goproxy's NonproxyHandler: a request sent to tokentap as to
@@ -238,6 +276,9 @@ func (p *Proxy) onRequest(r *http.Request, pctx *goproxy.ProxyCtx) (*http.Reques
 	}
 	r.Header.Del(rollout.HeaderRolloutID)
 	r.Header.Del(rollout.HeaderAttemptID)
+	if p.cfg.UpstreamAPIKey != "" {
+		r.Header.Set("Authorization", "Bearer "+p.cfg.UpstreamAPIKey)
+	}
 	r.URL.Scheme = p.cfg.Upstream.Scheme
 	r.URL.Host = p.cfg.Upstream.Host
 	r.URL.Path = strings.TrimSuffix(p.cfg.Upstream.Path, "/") + path
@@ -251,6 +292,11 @@ func (p *Proxy) onRequest(r *http.Request, pctx *goproxy.ProxyCtx) (*http.Reques
 	if key.IsZero() && p.cfg.RequireRollout {
 		p.refused("no_rollout_key")
 		return r, errorResponse(r, http.StatusBadRequest, "this call carries no rollout key: use /rollout/{rollout_id}/attempt/{attempt_id}/v1/... or the X-Rollout-Id header (--require-rollout is on)")
+	}
+	if err := p.cfg.Recorder.Writable(); err != nil {
+		// Better no answer than an answer that cannot be recorded.
+		p.refused("disk_full")
+		return r, errorResponse(r, http.StatusInsufficientStorage, "tokentap cannot record calls now: "+err.Error())
 	}
 	if err := p.attempts.begin(r.Context(), p.cfg.Recorder, key); err != nil {
 		p.refused("attempt_complete")
@@ -279,10 +325,19 @@ func (p *Proxy) prepareBody(r *http.Request, ex *exchange) *http.Response {
 	if r.ContentLength > p.cfg.MaxBody {
 		return ex.fail(r, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("request body of %d bytes is over the %d-byte limit", r.ContentLength, p.cfg.MaxBody))
 	}
+	// A client that stalls while sending its body must not hold the call
+	// (and a connection) forever.
+	rc := http.NewResponseController(ex.w)
+	rc.SetReadDeadline(time.Now().Add(p.cfg.BodyTimeout))
 	body, err := readAll(r.Body, r.ContentLength, p.cfg.MaxBody+1)
-	r.Body.Close()
+	r.Body.Close() // under the deadline still: Close drains what is left
+	rc.SetReadDeadline(time.Time{})
 	if err != nil {
-		if r.Context().Err() != nil {
+		var ne net.Error
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			return ex.fail(r, http.StatusRequestTimeout, "request_timeout", fmt.Sprintf("the request body did not arrive within %v", p.cfg.BodyTimeout))
+		case r.Context().Err() != nil:
 			ex.finish(exporter.StatusCancelled, 0, "cancelled", "the client went away while sending its request", nil)
 			return errorResponse(r, http.StatusBadRequest, "request body: "+err.Error())
 		}
@@ -367,14 +422,20 @@ func (p *Proxy) upstreamFailed(r *http.Request, ex *exchange, err error) *http.R
 		status, errType = http.StatusGatewayTimeout, "upstream_timeout"
 	}
 	msg := fmt.Sprintf("upstream %s: %v", p.cfg.Upstream.Host, unwrapURLError(err))
+	clientGone := r.Context().Err() != nil
 	if ex != nil && ex.traced() {
-		if r.Context().Err() != nil {
+		if clientGone {
 			ex.finish(exporter.StatusCancelled, 0, "cancelled", "the client went away before the upstream answered", nil)
 		} else {
 			ex.finish(exporter.StatusError, status, errType, msg, nil)
 		}
 	}
-	p.log.Warn().Str("upstream", p.cfg.Upstream.Host).Int("status", status).Err(unwrapURLError(err)).Msg("upstream request failed")
+	if clientGone {
+		// Routine (agents time out and abort); not the upstream's fault.
+		p.log.Debug().Str("upstream", p.cfg.Upstream.Host).Msg("client went away before the upstream answered")
+	} else {
+		p.log.Warn().Str("upstream", p.cfg.Upstream.Host).Int("status", status).Err(unwrapURLError(err)).Msg("upstream request failed")
+	}
 	return errorResponse(r, status, msg)
 }
 
@@ -387,19 +448,26 @@ func unwrapURLError(err error) error {
 }
 
 // errorResponse builds an OpenAI-shaped error answer for goproxy to send.
+// After a body that was not read whole (413, 408) the connection is closed:
+// net/http would otherwise try to drain the rest before answering.
 func errorResponse(r *http.Request, status int, msg string) *http.Response {
 	body := httperr.Body(status, msg)
-	return &http.Response{
+	resp := &http.Response{
 		StatusCode:    status,
 		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        http.Header{"Content-Type": {"application/json"}, "Content-Length": {strconv.Itoa(len(body))}},
+		Close:         status == http.StatusRequestEntityTooLarge || status == http.StatusRequestTimeout,
 		Body:          io.NopCloser(bytes.NewReader(body)),
 		ContentLength: int64(len(body)),
 		Request:       r,
 	}
+	if resp.Close {
+		resp.Header.Set("Connection", "close")
+	}
+	return resp
 }
 
 // parentOf reads the W3C traceparent an agent's tracer sent.
@@ -418,19 +486,15 @@ func (p *Proxy) refused(reason string) {
 }
 
 // InFlight is the number of traced calls not yet recorded.
-func (p *Proxy) InFlight() int64 { return p.active.Load() }
+func (p *Proxy) InFlight() int64 { return p.inflight.count() }
 
 // Wait returns once every traced call in flight is recorded, or when ctx
 // ends.
 func (p *Proxy) Wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { p.inflight.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%d calls still in flight: %w", p.InFlight(), ctx.Err())
+	if err := p.inflight.wait(ctx); err != nil {
+		return fmt.Errorf("%d calls still in flight: %w", p.InFlight(), err)
 	}
+	return nil
 }
 
 // responseWriter remembers the status sent and restores the Content-Length
@@ -445,7 +509,7 @@ type responseWriter struct {
 func (w *responseWriter) WriteHeader(status int) {
 	if w.status == 0 {
 		w.status = status
-		if w.ex.contentLength >= 0 {
+		if w.ex != nil && w.ex.contentLength >= 0 {
 			w.Header().Set("Content-Length", strconv.FormatInt(w.ex.contentLength, 10))
 		}
 	}

@@ -38,11 +38,16 @@ type rig struct {
 }
 
 type rigOptions struct {
-	sim            vllmsim.Options
-	logprobs       bool
-	requireRollout bool
-	maxBody        int64
-	upstream       string // overrides the simulator
+	sim             vllmsim.Options
+	logprobs        bool
+	requireRollout  bool
+	maxBody         int64
+	upstream        string // overrides the simulator
+	upstreamTimeout time.Duration
+	bodyTimeout     time.Duration
+	upstreamAPIKey  string
+	observer        Observer
+	wrapSim         func(http.Handler) http.Handler
 }
 
 func newRig(t *testing.T, o rigOptions) *rig {
@@ -50,7 +55,11 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if o.sim.Clock == nil {
 		o.sim.Clock = func() time.Time { return time.Unix(1760000000, 0) }
 	}
-	sim := httptest.NewServer(vllmsim.New(o.sim))
+	var simHandler http.Handler = vllmsim.New(o.sim)
+	if o.wrapSim != nil {
+		simHandler = o.wrapSim(simHandler)
+	}
+	sim := httptest.NewServer(simHandler)
 	t.Cleanup(sim.Close)
 	st, err := store.Open(context.Background(), store.Options{InMemory: true, Logger: zerolog.Nop()})
 	if err != nil {
@@ -63,7 +72,8 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	}
 	u, _ := url.Parse(up)
 	rec := exporter.NewRecorder(st, true, "test")
-	p, err := New(Config{Upstream: u, Recorder: rec, Logprobs: o.logprobs, RequireRollout: o.requireRollout, MaxBody: o.maxBody, Logger: zerolog.Nop()})
+	p, err := New(Config{Upstream: u, Recorder: rec, Logprobs: o.logprobs, RequireRollout: o.requireRollout, MaxBody: o.maxBody,
+		UpstreamTimeout: o.upstreamTimeout, BodyTimeout: o.bodyTimeout, UpstreamAPIKey: o.upstreamAPIKey, Observer: o.observer, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -168,6 +168,9 @@ func (b *sseBody) finishStream() error {
 	if e := res.Error; e != nil {
 		return b.ex.finish(exporter.StatusError, http.StatusOK, firstNonEmpty(e.Type, "stream_error"), "error event in the stream: "+e.Message, res)
 	}
+	if b.ex.malformed && !b.raw {
+		return b.ex.finish(exporter.StatusError, http.StatusOK, "upstream_malformed", "an event of the stream is not valid JSON", res)
+	}
 	return b.ex.finish(exporter.StatusOK, http.StatusOK, "", "", res)
 }
 
@@ -186,6 +189,7 @@ func (b *sseBody) end(rest []byte, err error) ([]byte, error) {
 	case b.ex.ctx.Err() != nil:
 		b.ex.finish(exporter.StatusCancelled, http.StatusOK, "cancelled", "the client went away during the stream", res)
 	default:
+		b.ex.upstreamBroke = true
 		b.ex.finish(exporter.StatusError, http.StatusOK, "upstream_broken", "the upstream stream broke: "+err.Error(), res)
 	}
 	b.err = err

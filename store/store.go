@@ -66,9 +66,14 @@ type Options struct {
 	Sync      bool          // fsync every commit (survive power loss, not only a crash)
 	Retention time.Duration // records expire after this long; 0 keeps them forever
 	// GCInterval is how often expired data is reclaimed from the value log;
-	// 0 means every 5 minutes.
+	// 0 means every 5 minutes, or a quarter of a shorter Retention.
 	GCInterval time.Duration
-	Logger     zerolog.Logger
+	// MaxDisk bounds the bytes of the store's files; at the bound Writable
+	// says ErrDiskFull. 0: only the filesystem's free space bounds it.
+	MaxDisk int64
+	Logger  zerolog.Logger
+
+	memTableSize int64 // tests: a small memtable flushes (and so compacts) sooner
 }
 
 // Errors.
@@ -101,6 +106,9 @@ type Store struct {
 	notify   chan struct{} // closed and replaced on every commit
 
 	summaries map[string]cachedSummary // the committer's own cache
+
+	full     atomic.Pointer[error] // why the store refuses records, nil when it takes them
+	diskUsed atomic.Int64
 }
 
 // rolloutState is the in-memory side of a rollout: its sequence counter and
@@ -158,6 +166,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		WithNumCompactors(2).
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false)
+	if opts.memTableSize > 0 {
+		bo = bo.WithMemTableSize(opts.memTableSize)
+	}
 	if opts.InMemory {
 		bo = bo.WithDir("").WithValueDir("").WithInMemory(true).
 			WithMemTableSize(64 << 20).WithValueThreshold(1 << 20)
@@ -171,6 +182,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if opts.GCInterval <= 0 {
 		opts.GCInterval = 5 * time.Minute
+		if opts.Retention > 0 {
+			opts.GCInterval = min(opts.GCInterval, max(opts.Retention/4, 10*time.Second))
+		}
 	}
 	s := &Store{
 		db:        db,
@@ -186,9 +200,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s.done.Add(2)
+	s.checkDisk()
+	s.done.Add(3)
 	go s.committer()
 	go s.maintain()
+	go s.watchDisk()
 	return s, nil
 }
 
@@ -440,29 +456,58 @@ func (s *Store) Stats() Stats {
 	}
 }
 
-// maintain reclaims the value log space of expired records and forgets the
-// in-memory state of rollouts idle for a long time.
+// maintain reclaims the space of expired records and forgets the in-memory
+// state of rollouts idle for a long time.
 func (s *Store) maintain() {
 	defer s.done.Done()
 	t := time.NewTicker(s.opts.GCInterval)
 	defer t.Stop()
+	// Expired keys leave the LSM tree only when compaction reaches them, and
+	// only then does the value log know its records are garbage: compact
+	// everything once an hour, or once per retention period when that is
+	// shorter, so the disk never holds much more than the retention window.
+	compactEvery := time.Hour
+	if s.opts.Retention > 0 {
+		compactEvery = min(compactEvery, s.opts.Retention)
+	}
+	lastCompact := time.Now()
 	for {
 		select {
 		case <-s.closing:
 			return
-		case <-t.C:
-			s.reclaim()
-			s.forgetIdle(time.Now().Add(-time.Hour))
+		case now := <-t.C:
+			compact := now.Sub(lastCompact) >= compactEvery
+			if compact {
+				lastCompact = now
+			}
+			s.reclaim(compact)
+			s.forgetIdle(now.Add(-time.Hour))
 		}
 	}
 }
 
-// reclaim runs Badger's value-log GC until it finds nothing to rewrite.
-func (s *Store) reclaim() {
+// Reclaim compacts the whole LSM tree, which drops expired keys, then
+// rewrites the value log files that became mostly garbage, giving their
+// space back. maintain runs it periodically; it is exported for operators'
+// tools and tests.
+func (s *Store) Reclaim(ctx context.Context) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	s.reclaim(true)
+	return nil
+}
+
+func (s *Store) reclaim(compact bool) {
 	if s.opts.InMemory {
 		return
 	}
-	for i := 0; i < 16; i++ {
+	if compact {
+		if err := s.db.Flatten(2); err != nil {
+			s.log.Warn().Err(err).Msg("compact the store")
+		}
+	}
+	for i := 0; i < 64; i++ {
 		select {
 		case <-s.closing:
 			return
@@ -497,10 +542,18 @@ func (s *Store) forgetIdle(cutoff time.Time) {
 // is chatty at INFO about routine compactions.
 type badgerLogger struct{ log zerolog.Logger }
 
-func (l badgerLogger) Errorf(f string, a ...any)   { l.emit(l.log.Error(), f, a) }
-func (l badgerLogger) Warningf(f string, a ...any) { l.emit(l.log.Warn(), f, a) }
-func (l badgerLogger) Infof(f string, a ...any)    { l.emit(l.log.Debug(), f, a) }
-func (l badgerLogger) Debugf(f string, a ...any)   { l.emit(l.log.Trace(), f, a) }
+func (l badgerLogger) Errorf(f string, a ...any) { l.emit(l.log.Error(), f, a) }
+func (l badgerLogger) Warningf(f string, a ...any) {
+	if strings.Contains(f, "doCompact") {
+		// "Unable to fill tables" and kin: a compaction that found
+		// nothing to do, routine when Reclaim flattens the tree.
+		l.emit(l.log.Debug(), f, a)
+		return
+	}
+	l.emit(l.log.Warn(), f, a)
+}
+func (l badgerLogger) Infof(f string, a ...any)  { l.emit(l.log.Debug(), f, a) }
+func (l badgerLogger) Debugf(f string, a ...any) { l.emit(l.log.Trace(), f, a) }
 
 func (l badgerLogger) emit(ev *zerolog.Event, f string, a []any) {
 	if ev == nil {

@@ -35,6 +35,12 @@ type config struct {
 	OTLPEndpoint    string
 	OTLPHeaders     listFlag
 	Pprof           bool
+	MaxDisk         byteSize
+	UpstreamAPIKey  string
+	BodyTimeout     time.Duration
+	HeaderTimeout   time.Duration
+	TLSCert         string
+	TLSKey          string
 
 	upstreamURL *url.URL
 	level       zerolog.Level
@@ -64,6 +70,12 @@ func parseConfig(args []string, env func(string) string, usage io.Writer) (*conf
 	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", 0, "bound on the wait for the upstream's response headers (0: none)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", time.Minute, "on SIGTERM, how long calls in flight may take to finish")
 	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", "", "push spans to an OTLP collector: http://host:4318 (OTLP/HTTP) or grpc://host:4317 (OTLP/gRPC)")
+	fs.Var(&c.MaxDisk, "max-disk", "bound on the store's disk space (e.g. 50GiB); at it new calls get 507 (0: the filesystem's free space only)")
+	fs.StringVar(&c.UpstreamAPIKey, "upstream-api-key", "", "vLLM's --api-key: sent upstream as Authorization: Bearer on every request, so agents need none")
+	fs.DurationVar(&c.BodyTimeout, "body-timeout", time.Minute, "how long a client may take to send a traced call's body (then 408)")
+	fs.DurationVar(&c.HeaderTimeout, "header-timeout", 10*time.Second, "how long a client may take to send a request's headers (then the connection is closed)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; with --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "the certificate's private key (PEM)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ (behind --admin-token when set)")
 	fs.Var(&c.OTLPHeaders, "otlp-header", "key=value header sent with every OTLP export (repeatable; in SIDECAR_OTLP_HEADER comma-separated)")
 
@@ -130,7 +142,13 @@ func (c *config) validate() error {
 			return fmt.Errorf("--otlp-header %q: want key=value", h)
 		}
 	}
-	if c.UpstreamTimeout < 0 || c.ShutdownTimeout < 0 {
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if c.MaxDisk < 0 || c.BodyTimeout < 0 {
+		return errors.New("--max-disk and --body-timeout must not be negative")
+	}
+	if c.UpstreamTimeout < 0 || c.ShutdownTimeout < 0 || c.HeaderTimeout < 0 {
 		return errors.New("timeouts must not be negative")
 	}
 	return nil

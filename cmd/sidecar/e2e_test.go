@@ -7,14 +7,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -298,17 +301,50 @@ func TestOpenAIClient(t *testing.T) {
 	}
 }
 
-// kill -9 never loses a call whose answer the agent received in full.
+// envInt reads a positive integer knob of the long-running tests.
+func envInt(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		t.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+// The crash soak: agents make streaming and non-streaming calls while the
+// sidecar is SIGKILLed at random moments and restarted on the same data
+// directory. Every call whose answer an agent received in full must be
+// stored exactly once, and each rollout's sequence ids must be unique and
+// increase in the order its calls were answered, across restarts.
+// TOKENTAP_SOAK_KILLS, TOKENTAP_SOAK_CALLS (answered calls between kills, at
+// least) and TOKENTAP_SOAK_SEED scale and replay it; scripts/soak.sh runs a
+// long one.
 func TestKill9KeepsAcknowledgedCalls(t *testing.T) {
-	sim := newSim(t, vllmsim.Options{})
+	kills := envInt(t, "TOKENTAP_SOAK_KILLS", 3)
+	perKill := envInt(t, "TOKENTAP_SOAK_CALLS", 1000)
+	seed := uint64(envInt(t, "TOKENTAP_SOAK_SEED", int(time.Now().UnixNano()%1e9)+1))
+	rng := rand.New(rand.NewPCG(seed, seed))
+	const agents = 16
+	// Streams take a few milliseconds, so kills land inside them too.
+	sim := newSim(t, vllmsim.Options{BeforeEvent: func(ctx context.Context, _ int) {
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Microsecond):
+		}
+	}})
 	data := t.TempDir()
-	acked := map[string]bool{} // response ids the agents got in full
-	for round := range 3 {
+	// answered[g] lists, in the order agent g got them in full, the response
+	// ids of its rollout's calls.
+	answered := make([][]string, agents)
+	var total atomic.Int64
+	for round := range kills {
 		sc := start(t, "--upstream", sim.URL, "--data", data)
-		var mu sync.Mutex
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
-		for g := range 16 {
+		for g := range agents {
 			wg.Go(func() {
 				client := openai.NewClient(option.WithBaseURL(fmt.Sprintf("%s/rollout/k%d/attempt/%d/v1", sc.url, g, round)), option.WithAPIKey("x"), option.WithMaxRetries(0))
 				params := openai.ChatCompletionNewParams{Model: simModel, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}}
@@ -318,16 +354,17 @@ func TestKill9KeepsAcknowledgedCalls(t *testing.T) {
 						return
 					default:
 					}
-					id := fmt.Sprintf("r%dg%di%d", round, g, i)
 					var got string
 					if i%2 == 0 {
-						resp, err := client.Chat.Completions.New(context.Background(), params, option.WithHeader("X-Request-Id", id))
+						resp, err := client.Chat.Completions.New(context.Background(), params)
 						if err != nil {
 							return // the sidecar was killed
 						}
 						got = resp.ID
 					} else {
-						s := client.Chat.Completions.NewStreaming(context.Background(), params, option.WithHeader("X-Request-Id", id))
+						// A stream cut by the kill ends in an error: its
+						// chunked body lacks the terminator.
+						s := client.Chat.Completions.NewStreaming(context.Background(), params)
 						for s.Next() {
 							got = s.Current().ID
 						}
@@ -335,22 +372,15 @@ func TestKill9KeepsAcknowledgedCalls(t *testing.T) {
 							return
 						}
 					}
-					mu.Lock()
-					acked[got] = true
-					mu.Unlock()
+					answered[g] = append(answered[g], got)
+					total.Add(1)
 				}
 			})
 		}
-		// Let some calls through, then kill at an arbitrary moment.
-		for {
-			time.Sleep(20 * time.Millisecond)
-			mu.Lock()
-			n := len(acked)
-			mu.Unlock()
-			if n >= 150*(round+1) {
-				break
-			}
+		for total.Load() < int64(perKill*(round+1)) {
+			time.Sleep(10 * time.Millisecond)
 		}
+		time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond) // a random moment
 		sc.cmd.Process.Signal(syscall.SIGKILL)
 		<-sc.done
 		close(stop)
@@ -358,31 +388,41 @@ func TestKill9KeepsAcknowledgedCalls(t *testing.T) {
 	}
 
 	sc := start(t, "--upstream", sim.URL, "--data", data)
-	stored := map[string]int{}
-	for round := range 3 {
-		for g := range 16 {
+	// Ready means the store opened cleanly (and the upstream answers).
+	waitFor(t, func() bool { return getJSON(t, sc.url+"/readyz", nil) == 200 })
+	lost, stored := 0, 0
+	for g := range agents {
+		seqOf := map[string][]uint64{} // response id → sequence ids of its ok calls
+		seen := map[uint64]bool{}
+		for round := range kills {
 			var view callsView
 			getJSON(t, fmt.Sprintf("%s/api/v1/rollouts/k%d/attempts/%d/calls", sc.url, g, round), &view)
-			seen := map[uint64]bool{}
 			for _, c := range view.Calls {
 				if seen[c.SequenceID] {
 					t.Errorf("rollout k%d: sequence id %d twice", g, c.SequenceID)
 				}
 				seen[c.SequenceID] = true
 				if c.Status == "ok" {
-					stored[c.ResponseID]++
+					seqOf[c.ResponseID] = append(seqOf[c.ResponseID], c.SequenceID)
 				}
 			}
 		}
-	}
-	lost := 0
-	for id := range acked {
-		if stored[id] != 1 {
-			lost++
-			t.Errorf("acknowledged call %s stored %d times", id, stored[id])
+		stored += len(seen)
+		var prev uint64
+		for _, id := range answered[g] {
+			seqs := seqOf[id]
+			if len(seqs) != 1 {
+				lost++
+				t.Errorf("rollout k%d: answered call %s stored %d times", g, id, len(seqs))
+				continue
+			}
+			if seqs[0] <= prev {
+				t.Errorf("rollout k%d: call %s has sequence id %d after %d", g, id, seqs[0], prev)
+			}
+			prev = seqs[0]
 		}
 	}
-	t.Logf("%d acknowledged calls over 3 kills, %d lost", len(acked), lost)
+	t.Logf("seed %d: %d answered calls over %d kills, %d lost; %d records in the store", seed, total.Load(), kills, lost, stored)
 }
 
 // SIGTERM lets a call in flight finish and records it before exiting.

@@ -81,7 +81,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 	}
 
 	st, err := store.Open(ctx, store.Options{
-		Dir: cfg.Data, InMemory: cfg.InMemory, Sync: cfg.Sync, Retention: cfg.Retention, Logger: log,
+		Dir: cfg.Data, InMemory: cfg.InMemory, Sync: cfg.Sync, Retention: cfg.Retention, MaxDisk: int64(cfg.MaxDisk), Logger: log,
 	})
 	if err != nil {
 		return err
@@ -111,7 +111,8 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 	proxy, err = intercept.New(intercept.Config{
 		Upstream: upstream, Recorder: recorder, Logprobs: cfg.Logprobs,
 		RequireRollout: cfg.RequireRollout, MaxBody: int64(cfg.MaxBody),
-		UpstreamTimeout: cfg.UpstreamTimeout, Observer: m, Logger: log,
+		UpstreamTimeout: cfg.UpstreamTimeout, UpstreamAPIKey: cfg.UpstreamAPIKey, BodyTimeout: cfg.BodyTimeout,
+		Observer: m, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -135,7 +136,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 	}
 	srv := &http.Server{
 		Handler:           &router{proxy: proxy, api: trainer, upstream: upstream},
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.HeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          newStdLogger(log),
 		// No write timeout: a generation may stream for many minutes.
@@ -153,9 +154,16 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 	}
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() {
+		if cfg.TLSCert != "" {
+			served <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
 	log.Info().Str("listen", ln.Addr().String()).Str("upstream", upstream.Redacted()).
-		Str("data", storeDescription(cfg)).Str("otlp_endpoint", cfg.OTLPEndpoint).Str("version", version).Bool("demo", cfg.Demo).Msg("tokentap serving")
+		Str("data", storeDescription(cfg)).Str("otlp_endpoint", exporter.RedactURL(cfg.OTLPEndpoint)).Str("version", version).Bool("demo", cfg.Demo).
+		Bool("tls", cfg.TLSCert != "").Bool("admin_token", cfg.AdminToken != "").Bool("upstream_api_key", cfg.UpstreamAPIKey != "").Msg("tokentap serving")
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

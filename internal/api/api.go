@@ -105,7 +105,7 @@ func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
-	storeOK := a.cfg.Store != nil
+	storeOK := a.cfg.Store != nil && a.cfg.Store.Writable() == nil
 	upstreamOK := a.cfg.UpstreamReady == nil || a.cfg.UpstreamReady()
 	status := http.StatusOK
 	if !storeOK || !upstreamOK {

@@ -45,6 +45,8 @@ func Type(status int) string {
 		return "NotFoundError"
 	case http.StatusMethodNotAllowed:
 		return "MethodNotAllowedError"
+	case http.StatusRequestTimeout:
+		return "RequestTimeoutError"
 	case http.StatusConflict:
 		return "ConflictError"
 	case http.StatusRequestEntityTooLarge:

@@ -133,13 +133,15 @@ var (
 	storeCommitsDesc = prometheus.NewDesc("tokentap_store_commits_total", "Store transactions committed (group commits).", nil, nil)
 	storeRecordsDesc = prometheus.NewDesc("tokentap_store_committed_records_total", "Records committed.", nil, nil)
 	storeCommitDesc  = prometheus.NewDesc("tokentap_store_commit_seconds_total", "Time spent committing.", nil, nil)
+	storeDiskDesc    = prometheus.NewDesc("tokentap_store_disk_bytes", "Disk space the store's files take (the figure --max-disk bounds).", nil, nil)
+	storeFullDesc    = prometheus.NewDesc("tokentap_store_full", "1 while the store refuses new records for lack of space (calls get 507).", nil, nil)
 )
 
 // storeCollector reads the store's figures at scrape time.
 type storeCollector struct{ st *store.Store }
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{storeBytesDesc, storeCursorDesc, storeCommitsDesc, storeRecordsDesc, storeCommitDesc} {
+	for _, d := range []*prometheus.Desc{storeBytesDesc, storeCursorDesc, storeCommitsDesc, storeRecordsDesc, storeCommitDesc, storeDiskDesc, storeFullDesc} {
 		ch <- d
 	}
 }
@@ -152,6 +154,12 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(storeCommitsDesc, prometheus.CounterValue, float64(s.Commits))
 	ch <- prometheus.MustNewConstMetric(storeRecordsDesc, prometheus.CounterValue, float64(s.CommittedRecords))
 	ch <- prometheus.MustNewConstMetric(storeCommitDesc, prometheus.CounterValue, s.CommitTime.Seconds())
+	ch <- prometheus.MustNewConstMetric(storeDiskDesc, prometheus.GaugeValue, float64(c.st.DiskUsage()))
+	full := 0.0
+	if c.st.Writable() != nil {
+		full = 1
+	}
+	ch <- prometheus.MustNewConstMetric(storeFullDesc, prometheus.GaugeValue, full)
 }
 
 var (

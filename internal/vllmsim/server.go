@@ -28,6 +28,9 @@
 // Per-request test knobs are request headers:
 //   - X-Request-Id: becomes the response id ("chatcmpl-<id>", "cmpl-<id>"),
 //     as in vLLM;
+//   - X-Vllmsim-Fault: one of the Fault constants: a broken upstream (cut
+//     or malformed bodies, missing [DONE], CRLF, split or padded events,
+//     comments, hangs, dropped connections, redirects);
 //   - X-Vllmsim-Fail-After: N: a stream sends N token chunks, then vLLM's
 //     in-stream error event and "data: [DONE]"; a non-stream request gets
 //     the 500 "Internal server error" body.
@@ -215,7 +218,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, []byte(`{"detail":"Method Not Allowed"}`))
 		return
 	}
-	rt.handle(s, w, r)
+	s.withFault(w, r, func(w http.ResponseWriter, r *http.Request) { rt.handle(s, w, r) })
 }
 
 func hasGuardedPrefix(path string) bool {
