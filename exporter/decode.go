@@ -212,6 +212,9 @@ func CallFromSpan(sp *tracepb.Span) *Call {
 	if v, ok := a.int(AttrSeed); ok {
 		req.Seed = &v
 	}
+	if forced := a.strs(AttrForcedParams); len(forced) > 0 {
+		req.Forced = forced
+	}
 
 	res := &c.Response
 	res.ResponseID = a.str(AttrResponseID)

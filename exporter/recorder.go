@@ -179,6 +179,9 @@ func callAttributes(c *Call, capture bool) []attribute.KeyValue {
 	if req.Seed != nil {
 		attrs = append(attrs, attribute.Int64(AttrSeed, *req.Seed))
 	}
+	if len(req.Forced) > 0 {
+		attrs = append(attrs, attribute.StringSlice(AttrForcedParams, req.Forced))
+	}
 	for _, kv := range [...]struct{ key, value string }{
 		{AttrResponseID, res.ResponseID}, {AttrResponseModel, res.Model}, {AttrUpstream, c.Upstream},
 		{AttrPolicyVersion, c.PolicyVersion}, {AttrPolicyEnd, c.PolicyVersionEnd},

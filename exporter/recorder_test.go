@@ -37,7 +37,7 @@ func sampleCall() *Call {
 		Request: tokenids.Request{
 			Endpoint: tokenids.Completions, Model: "Qwen/Qwen3-8B", Stream: true, N: 2, Prompts: 2,
 			Temperature: ptr(0.7), TopP: ptr(1.0), MaxTokens: ptr(int64(16)), Seed: ptr(int64(3)),
-			TokenIDs: true, Logprobs: true, Input: []byte(`["a","b"]`),
+			TokenIDs: true, Logprobs: true, Input: []byte(`["a","b"]`), Forced: []string{"temperature"},
 		},
 		Response: tokenids.Result{
 			ResponseID: "cmpl-1", Model: "Qwen/Qwen3-8B",
@@ -53,7 +53,8 @@ func sampleCall() *Call {
 		},
 		Status: StatusOK, HTTPStatus: 200,
 		Start: start, End: start.Add(1500 * time.Millisecond),
-		Valid: true,
+		Valid:    true,
+		Upstream: "vllm-1:8000", PolicyVersion: "step-3", PolicyVersionEnd: "step-4",
 	}
 }
 

@@ -12,6 +12,8 @@ const (
 	AttrPolicyVersion = "rollout.policy_version"
 	AttrPolicyEnd     = "rollout.policy_version.end"
 	AttrUpstream      = "rollout.upstream"
+	// AttrForcedParams lists the request fields --force-param set.
+	AttrForcedParams = "tokentap.request.forced_params"
 
 	AttrAGLRolloutID  = "agentlightning.rollout_id"
 	AttrAGLAttemptID  = "agentlightning.attempt_id"

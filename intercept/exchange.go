@@ -16,6 +16,7 @@ import (
 	"github.com/tokentap/tokentap/exporter"
 	"github.com/tokentap/tokentap/rollout"
 	"github.com/tokentap/tokentap/tokenids"
+	"github.com/tokentap/tokentap/upstream"
 )
 
 // exchange is the state of one request through the proxy. For a traced
@@ -30,7 +31,9 @@ type exchange struct {
 	parent   trace.SpanContext
 	start    time.Time
 	req      tokenids.Request
-	status   int // the upstream's status
+	status   int    // the upstream's status
+	policy   string // the policy version when the call was sent
+	replica  *upstream.Replica
 
 	// contentLength is the length of a body tokentap rewrote whole, -1
 	// otherwise.
@@ -56,6 +59,7 @@ func (ex *exchange) begin(key rollout.Key, seq uint64, ep tokenids.Endpoint, pat
 	ex.key, ex.seq, ex.endpoint, ex.path, ex.parent = key, seq, ep, path, parent
 	ex.start = time.Now()
 	ex.req = tokenids.Request{Endpoint: ep, N: 1, Prompts: 1}
+	ex.policy = ex.p.PolicyVersion()
 	ex.p.inflight.add()
 }
 
@@ -100,7 +104,14 @@ func (ex *exchange) finish(status exporter.Status, httpStatus int, errType, msg 
 			Request: ex.req, Status: status, HTTPStatus: httpStatus,
 			ErrorType: errType, Error: msg,
 			Start: ex.start, End: time.Now(), FirstToken: ex.firstEvent, Parent: ex.parent,
-			Upstream: ex.p.cfg.Upstream.Host,
+			PolicyVersion: ex.policy,
+		}
+		if ex.replica != nil {
+			c.Upstream = ex.replica.Name()
+		}
+		if end := ex.p.PolicyVersion(); end != ex.policy {
+			// A long call straddled a weight update: keep both.
+			c.PolicyVersionEnd = end
 		}
 		if res != nil {
 			c.Response = *res

@@ -290,6 +290,7 @@ type panicky struct{}
 
 func (panicky) ObserveCall(*exporter.Call, error) { panic("observer bug") }
 func (panicky) ObserveRefused(string)             {}
+func (panicky) ObserveRetry(string)               {}
 
 // A bug in a handler costs the request (a 500 in the OpenAI shape), not the
 // process, and the call is still recorded.

@@ -15,16 +15,19 @@ package intercept
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -36,13 +39,14 @@ import (
 	"github.com/tokentap/tokentap/internal/httperr"
 	"github.com/tokentap/tokentap/rollout"
 	"github.com/tokentap/tokentap/tokenids"
+	"github.com/tokentap/tokentap/upstream"
 )
 
 // Config configures a Proxy.
 type Config struct {
-	// Upstream is vLLM's base URL, without /v1.
-	Upstream *url.URL
-	Recorder *exporter.Recorder
+	// Upstreams are the vLLM replicas calls go to.
+	Upstreams *upstream.Set
+	Recorder  *exporter.Recorder
 	// Logprobs asks vLLM for per-token logprobs on every traced call.
 	Logprobs bool
 	// RequireRollout answers 400 to traced calls that carry no rollout key.
@@ -59,6 +63,8 @@ type Config struct {
 	// BodyTimeout bounds the reading of a traced request's body (a slow or
 	// stalled client); 0 means one minute.
 	BodyTimeout time.Duration
+	// Force sets request fields on every traced call (--force-param).
+	Force []tokenids.Param
 	// Observer, when set, learns of every recorded call and refused request.
 	Observer Observer
 	Logger   zerolog.Logger
@@ -68,6 +74,9 @@ type Config struct {
 type Observer interface {
 	ObserveCall(c *exporter.Call, recordErr error)
 	ObserveRefused(reason string)
+	// ObserveRetry: a call could not connect to this replica and went to
+	// another.
+	ObserveRetry(upstream string)
 }
 
 // maxResponse bounds a non-streaming answer tokentap reads whole.
@@ -78,19 +87,59 @@ const maxEvent = 16 << 20
 
 // Proxy is the agent-facing handler.
 type Proxy struct {
-	cfg      Config
-	gp       *goproxy.ProxyHttpServer
-	tr       *http.Transport
-	log      zerolog.Logger
-	attempts attempts
-	inflight inFlight
-	health   health
+	cfg       Config
+	gp        *goproxy.ProxyHttpServer
+	tr        *http.Transport
+	log       zerolog.Logger
+	attempts  attempts
+	inflight  inFlight
+	forwarder goproxy.RoundTripper
+	pause     atomic.Pointer[Pause]  // nil: calls flow
+	policy    atomic.Pointer[string] // the policy version calls are stamped with
+}
+
+// Pause describes a pause of traced calls (a trainer syncing weights).
+type Pause struct {
+	RetryAfter time.Duration `json:"-"`
+	Reason     string        `json:"reason,omitempty"`
+	Since      time.Time     `json:"since"`
+}
+
+// Pause makes new traced calls get 429 with Retry-After until Resume; calls
+// in flight finish. Untraced requests (model lists, tokenize) still pass.
+func (p *Proxy) Pause(retryAfter time.Duration, reason string) {
+	if retryAfter <= 0 {
+		retryAfter = 5 * time.Second
+	}
+	p.pause.Store(&Pause{RetryAfter: retryAfter, Reason: reason, Since: time.Now().UTC()})
+	p.log.Info().Dur("retry_after", retryAfter).Str("reason", reason).Msg("traced calls paused")
+}
+
+// Resume lets traced calls flow again.
+func (p *Proxy) Resume() {
+	if p.pause.Swap(nil) != nil {
+		p.log.Info().Msg("traced calls resumed")
+	}
+}
+
+// Paused returns the current pause, or nil.
+func (p *Proxy) Paused() *Pause { return p.pause.Load() }
+
+// SetPolicyVersion sets the version stamped on calls from now on.
+func (p *Proxy) SetPolicyVersion(v string) { p.policy.Store(&v) }
+
+// PolicyVersion is the version calls are stamped with now.
+func (p *Proxy) PolicyVersion() string {
+	if v := p.policy.Load(); v != nil {
+		return *v
+	}
+	return ""
 }
 
 // New builds a Proxy.
 func New(cfg Config) (*Proxy, error) {
-	if cfg.Upstream == nil || cfg.Upstream.Host == "" || (cfg.Upstream.Scheme != "http" && cfg.Upstream.Scheme != "https") {
-		return nil, fmt.Errorf("upstream must be an http:// or https:// URL with a host, got %q", cfg.Upstream)
+	if cfg.Upstreams == nil {
+		return nil, errors.New("no upstreams")
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 64 << 20
@@ -99,6 +148,7 @@ func New(cfg Config) (*Proxy, error) {
 		cfg.BodyTimeout = time.Minute
 	}
 	p := &Proxy{cfg: cfg, log: cfg.Logger, tr: newTransport(cfg.UpstreamTimeout)}
+	p.forwarder = goproxy.RoundTripperFunc(p.forward)
 	p.attempts.init()
 
 	gp := goproxy.NewProxyHttpServer()
@@ -167,9 +217,9 @@ func (p *Proxy) serve(rw *responseWriter, r *http.Request) {
 		httperr.Write(w, http.StatusMethodNotAllowed, "CONNECT is not supported: tokentap forwards plain HTTP to its upstream only")
 		return
 	}
-	if r.URL.IsAbs() && !p.isUpstream(r.URL) {
+	if r.URL.IsAbs() && !p.cfg.Upstreams.Owns(r.URL) {
 		p.refused("foreign_host")
-		httperr.Write(w, http.StatusForbidden, fmt.Sprintf("tokentap forwards to its upstream %s only, not to %s", p.cfg.Upstream.Host, r.URL.Host))
+		httperr.Write(w, http.StatusForbidden, fmt.Sprintf("tokentap forwards to its upstreams only, not to %s", r.URL.Host))
 		return
 	}
 	key, rest, prefixed, err := rollout.ParsePath(r.URL.Path)
@@ -206,28 +256,13 @@ func (p *Proxy) serve(rw *responseWriter, r *http.Request) {
 }
 
 // redispatch is goproxy's NonproxyHandler: a request sent to tokentap as to
-// a server becomes a proxy request for the upstream and re-enters goproxy,
-// so the hooks run. The target is always the configured upstream.
+// a server becomes a proxy request and re-enters goproxy, so the hooks run.
+// Its host is a placeholder: forward always picks one of the configured
+// replicas, whatever the request named.
 func (p *Proxy) redispatch(w http.ResponseWriter, r *http.Request) {
-	r.URL.Scheme = p.cfg.Upstream.Scheme
-	r.URL.Host = p.cfg.Upstream.Host
+	r.URL.Scheme = "http"
+	r.URL.Host = upstreamPlaceholder
 	p.gp.ServeHTTP(w, r)
-}
-
-func (p *Proxy) isUpstream(u *url.URL) bool {
-	return strings.EqualFold(u.Host, p.cfg.Upstream.Host) || strings.EqualFold(hostPort(u), hostPort(p.cfg.Upstream))
-}
-
-// hostPort spells a URL's host with its port, default ports included.
-func hostPort(u *url.URL) string {
-	if u.Port() != "" {
-		return strings.ToLower(u.Host)
-	}
-	port := "80"
-	if u.Scheme == "https" {
-		port = "443"
-	}
-	return strings.ToLower(net.JoinHostPort(u.Hostname(), port))
 }
 
 type exchangeKey struct{}
@@ -260,9 +295,10 @@ func (p *Proxy) onRequest(r *http.Request, pctx *goproxy.ProxyCtx) (*http.Reques
 		// Only ServeHTTP enters goproxy; this cannot happen.
 		return r, errorResponse(r, http.StatusInternalServerError, "request entered the proxy without an exchange")
 	}
-	if !p.isUpstream(r.URL) {
-		return r, errorResponse(r, http.StatusForbidden, "tokentap forwards to its upstream only")
+	if r.URL.Host != upstreamPlaceholder && !p.cfg.Upstreams.Owns(r.URL) {
+		return r, errorResponse(r, http.StatusForbidden, "tokentap forwards to its upstreams only")
 	}
+	pctx.RoundTripper = p.forwarder
 	key, rest, prefixed, err := rollout.ParsePath(r.URL.Path)
 	if err != nil {
 		return r, errorResponse(r, http.StatusBadRequest, err.Error())
@@ -279,9 +315,7 @@ func (p *Proxy) onRequest(r *http.Request, pctx *goproxy.ProxyCtx) (*http.Reques
 	if p.cfg.UpstreamAPIKey != "" {
 		r.Header.Set("Authorization", "Bearer "+p.cfg.UpstreamAPIKey)
 	}
-	r.URL.Scheme = p.cfg.Upstream.Scheme
-	r.URL.Host = p.cfg.Upstream.Host
-	r.URL.Path = strings.TrimSuffix(p.cfg.Upstream.Path, "/") + path
+	r.URL.Path = path // forward puts the replica's base path in front
 	r.URL.RawPath = ""
 	r.Host = ""
 
@@ -292,6 +326,14 @@ func (p *Proxy) onRequest(r *http.Request, pctx *goproxy.ProxyCtx) (*http.Reques
 	if key.IsZero() && p.cfg.RequireRollout {
 		p.refused("no_rollout_key")
 		return r, errorResponse(r, http.StatusBadRequest, "this call carries no rollout key: use /rollout/{rollout_id}/attempt/{attempt_id}/v1/... or the X-Rollout-Id header (--require-rollout is on)")
+	}
+	if pause := p.pause.Load(); pause != nil {
+		// Not recorded: the agent's client retries after Retry-After (the
+		// OpenAI SDKs do so by themselves), and that call is the one.
+		p.refused("paused")
+		resp := errorResponse(r, http.StatusTooManyRequests, "tokentap is paused ("+cmp.Or(pause.Reason, "the trainer asked")+"): retry after "+pause.RetryAfter.String())
+		resp.Header.Set("Retry-After", strconv.Itoa(int(math.Ceil(pause.RetryAfter.Seconds()))))
+		return r, resp
 	}
 	if err := p.cfg.Recorder.Writable(); err != nil {
 		// Better no answer than an answer that cannot be recorded.
@@ -315,6 +357,12 @@ func (p *Proxy) onRequest(r *http.Request, pctx *goproxy.ProxyCtx) (*http.Reques
 	ex.begin(key, seq, ep, path, parentOf(r))
 	if resp := p.prepareBody(r, ex); resp != nil {
 		return r, resp
+	}
+	if _, err := p.cfg.Upstreams.Pick(key.RolloutID, ex.req.Model); errors.Is(err, upstream.ErrUnknownModel) {
+		// vLLM's own answer for a model it does not serve.
+		msg := fmt.Sprintf("The model `%s` does not exist.", ex.req.Model)
+		ex.finish(exporter.StatusError, http.StatusNotFound, "NotFoundError", msg, nil)
+		return r, answer(r, http.StatusNotFound, httperr.BodyParam(http.StatusNotFound, msg, "model"))
 	}
 	return r, nil
 }
@@ -346,7 +394,7 @@ func (p *Proxy) prepareBody(r *http.Request, ex *exchange) *http.Response {
 	if int64(len(body)) > p.cfg.MaxBody {
 		return ex.fail(r, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("request body is over the %d-byte limit", p.cfg.MaxBody))
 	}
-	out, req, err := tokenids.PrepareRequest(ex.endpoint, body, tokenids.Options{Logprobs: p.cfg.Logprobs})
+	out, req, err := tokenids.PrepareRequest(ex.endpoint, body, tokenids.Options{Logprobs: p.cfg.Logprobs, Force: p.cfg.Force})
 	if err != nil {
 		return ex.fail(r, http.StatusBadRequest, "bad_request", err.Error())
 	}
@@ -421,7 +469,11 @@ func (p *Proxy) upstreamFailed(r *http.Request, ex *exchange, err error) *http.R
 	if errors.As(err, &ne) && ne.Timeout() {
 		status, errType = http.StatusGatewayTimeout, "upstream_timeout"
 	}
-	msg := fmt.Sprintf("upstream %s: %v", p.cfg.Upstream.Host, unwrapURLError(err))
+	name := "upstream"
+	if ex != nil && ex.replica != nil {
+		name += " " + ex.replica.Name()
+	}
+	msg := fmt.Sprintf("%s: %v", name, unwrapURLError(err))
 	clientGone := r.Context().Err() != nil
 	if ex != nil && ex.traced() {
 		if clientGone {
@@ -432,9 +484,9 @@ func (p *Proxy) upstreamFailed(r *http.Request, ex *exchange, err error) *http.R
 	}
 	if clientGone {
 		// Routine (agents time out and abort); not the upstream's fault.
-		p.log.Debug().Str("upstream", p.cfg.Upstream.Host).Msg("client went away before the upstream answered")
+		p.log.Debug().Str("upstream", name).Msg("client went away before the upstream answered")
 	} else {
-		p.log.Warn().Str("upstream", p.cfg.Upstream.Host).Int("status", status).Err(unwrapURLError(err)).Msg("upstream request failed")
+		p.log.Warn().Str("upstream", name).Int("status", status).Err(unwrapURLError(err)).Msg("upstream request failed")
 	}
 	return errorResponse(r, status, msg)
 }
@@ -451,7 +503,11 @@ func unwrapURLError(err error) error {
 // After a body that was not read whole (413, 408) the connection is closed:
 // net/http would otherwise try to drain the rest before answering.
 func errorResponse(r *http.Request, status int, msg string) *http.Response {
-	body := httperr.Body(status, msg)
+	return answer(r, status, httperr.Body(status, msg))
+}
+
+// answer is a JSON answer tokentap makes itself.
+func answer(r *http.Request, status int, body []byte) *http.Response {
 	resp := &http.Response{
 		StatusCode:    status,
 		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
@@ -538,3 +594,6 @@ type goproxyLogger struct{ log zerolog.Logger }
 func (l goproxyLogger) Printf(format string, v ...any) {
 	l.log.Debug().Str("component", "goproxy").Msgf(strings.TrimSuffix(format, "\n"), v...)
 }
+
+// UpstreamReady reports whether some replica answered /health recently.
+func (p *Proxy) UpstreamReady() bool { return p.cfg.Upstreams.Ready() }

@@ -24,17 +24,19 @@ import (
 	"github.com/tokentap/tokentap/rollout"
 	"github.com/tokentap/tokentap/store"
 	"github.com/tokentap/tokentap/tokenids"
+	"github.com/tokentap/tokentap/upstream"
 )
 
 const model = "Qwen/Qwen2.5-1.5B-Instruct"
 
 // rig is a proxy in front of a simulated vLLM, both on real sockets.
 type rig struct {
-	sim      *httptest.Server
-	proxy    *Proxy
-	front    *httptest.Server
-	store    *store.Store
-	recorder *exporter.Recorder
+	sim       *httptest.Server
+	proxy     *Proxy
+	front     *httptest.Server
+	store     *store.Store
+	recorder  *exporter.Recorder
+	upstreams *upstream.Set
 }
 
 type rigOptions struct {
@@ -48,6 +50,9 @@ type rigOptions struct {
 	upstreamAPIKey  string
 	observer        Observer
 	wrapSim         func(http.Handler) http.Handler
+	moreUpstreams   []upstream.Spec // replicas besides the simulator
+	routing         upstream.Routing
+	force           []tokenids.Param
 }
 
 func newRig(t *testing.T, o rigOptions) *rig {
@@ -70,16 +75,20 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if o.upstream != "" {
 		up = o.upstream
 	}
-	u, _ := url.Parse(up)
+	specs := append([]upstream.Spec{{URL: up}}, o.moreUpstreams...)
+	set, err := upstream.New(specs, o.routing, upstream.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	rec := exporter.NewRecorder(st, true, "test")
-	p, err := New(Config{Upstream: u, Recorder: rec, Logprobs: o.logprobs, RequireRollout: o.requireRollout, MaxBody: o.maxBody,
+	p, err := New(Config{Upstreams: set, Force: o.force, Recorder: rec, Logprobs: o.logprobs, RequireRollout: o.requireRollout, MaxBody: o.maxBody,
 		UpstreamTimeout: o.upstreamTimeout, BodyTimeout: o.bodyTimeout, UpstreamAPIKey: o.upstreamAPIKey, Observer: o.observer, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	front := httptest.NewServer(p)
 	t.Cleanup(front.Close)
-	return &rig{sim: sim, proxy: p, front: front, store: st, recorder: rec}
+	return &rig{sim: sim, proxy: p, front: front, store: st, recorder: rec, upstreams: set}
 }
 
 // post sends a request and returns the status, headers and body.

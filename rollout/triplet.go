@@ -9,6 +9,9 @@ type Call struct {
 	Seq     uint64
 	Usable  bool // succeeded with valid token IDs
 	Choices []Choice
+	// PolicyVersion and PolicyVersionEnd are the weights' version when the
+	// call was sent and, if different, when it finished.
+	PolicyVersion, PolicyVersionEnd string
 }
 
 // Choice is one sampled continuation of a call.
@@ -35,6 +38,8 @@ type Triplet struct {
 	ResponseTokenIDs []int64
 	ResponseLogprobs []float64
 	Reward           *float64
+	PolicyVersion    string
+	PolicyVersionEnd string
 }
 
 // MatchRewards applies Agent Lightning's rule: taking rewards in sequence
@@ -91,6 +96,8 @@ func Triplets(calls []Call, rewards []Reward) []Triplet {
 				ResponseTokenIDs: ch.TokenIDs,
 				ResponseLogprobs: ch.Logprobs,
 				Reward:           reward,
+				PolicyVersion:    c.PolicyVersion,
+				PolicyVersionEnd: c.PolicyVersionEnd,
 			})
 		}
 	}

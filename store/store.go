@@ -311,6 +311,47 @@ func (s *Store) SetPosition(ctx context.Context, name string, pos uint64) error 
 
 func positionKey(name string) []byte { return append([]byte("m/position/"), name...) }
 
+// Setting reads a named operator setting that outlives restarts (the
+// policy version): "" when never set.
+func (s *Store) Setting(ctx context.Context, name string) (string, error) {
+	var v string
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(settingKey(name))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		b, err := item.ValueCopy(nil)
+		v = string(b)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("read setting %q: %w", name, err)
+	}
+	return v, nil
+}
+
+// SetSetting durably records a named setting; "" removes it.
+func (s *Store) SetSetting(ctx context.Context, name, value string) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	err := s.db.Update(func(txn *badger.Txn) error {
+		if value == "" {
+			return txn.Delete(settingKey(name))
+		}
+		return txn.Set(settingKey(name), []byte(value))
+	})
+	if err != nil {
+		return fmt.Errorf("write setting %q: %w", name, err)
+	}
+	return nil
+}
+
+func settingKey(name string) []byte { return append([]byte("m/setting/"), name...) }
+
 // state returns the in-memory state of a rollout, loading it from the
 // stored summary the first time.
 func (s *Store) state(rid string) (*rolloutState, error) {

@@ -439,3 +439,30 @@ func TestRetentionShrinksDisk(t *testing.T) {
 		t.Errorf("live records lost: %d", len(got))
 	}
 }
+
+func TestSettingsSurviveReopen(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Dir: dir, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Setting(ctx, "policy_version"); err != nil || v != "" {
+		t.Fatalf("unset: %q %v", v, err)
+	}
+	if err := s.SetSetting(ctx, "policy_version", "step-12"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(ctx, Options{Dir: dir, Logger: zerolog.Nop()}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, _ := s.Setting(ctx, "policy_version"); v != "step-12" {
+		t.Errorf("after reopen: %q", v)
+	}
+	s.SetSetting(ctx, "policy_version", "")
+	if v, _ := s.Setting(ctx, "policy_version"); v != "" {
+		t.Errorf("after clearing: %q", v)
+	}
+}

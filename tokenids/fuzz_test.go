@@ -51,6 +51,15 @@ func FuzzPrepareRequest(f *testing.F) {
 			if num, isNum := v.(float64); req.TokenIDs && v != true && !(req.ClientTokenIDs && isNum && num != 0) {
 				t.Fatalf("return_token_ids not true in %s", out)
 			}
+			// Forced fields reach the upstream as forced, whatever was sent.
+			forced, _, err := PrepareRequest(ep, bytes.Clone(body), Options{Force: []Param{{Key: "temperature", Value: []byte("1.0")}}})
+			if err != nil {
+				t.Fatalf("forcing failed on a body that prepared: %v", err)
+			}
+			var withForce map[string]any
+			if err := json.Unmarshal(forced, &withForce); err != nil || withForce["temperature"] != 1.0 {
+				t.Fatalf("temperature not forced in %s (%v)", forced, err)
+			}
 		}
 	})
 }

@@ -2,6 +2,7 @@ package tokenids
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,6 +29,45 @@ type Options struct {
 	// Logprobs also asks for per-token logprobs when the client did not
 	// (chat: "logprobs": true; completions: "logprobs": 0).
 	Logprobs bool
+	// Force sets top-level request fields whatever the client sent (a
+	// trainer pinning on-policy sampling, e.g. temperature=1.0).
+	Force []Param
+}
+
+// Param is a top-level request field and its raw JSON value.
+type Param struct {
+	Key   string
+	Value []byte
+}
+
+// unforceable are the fields that say what a call is, or that tokentap
+// itself manages: forcing them would change more than sampling.
+var unforceable = map[string]string{
+	"model": "", "messages": "", "prompt": "", "stream": "", "stream_options": "", "echo": "",
+	"return_token_ids": "", "logprobs": " (use --logprobs)", "top_logprobs": "", "prompt_logprobs": "",
+}
+
+// ParseParam reads a key=value forced parameter; the value is JSON
+// (temperature=1.0, stop=["</answer>"], top_k=-1).
+func ParseParam(s string) (Param, error) {
+	key, value, ok := strings.Cut(s, "=")
+	key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+	if !ok || key == "" {
+		return Param{}, fmt.Errorf("%q: want key=value, e.g. temperature=1.0", s)
+	}
+	if hint, bad := unforceable[key]; bad {
+		return Param{}, fmt.Errorf("%q: %s cannot be forced%s", s, key, hint)
+	}
+	if !json.Valid([]byte(value)) {
+		return Param{}, fmt.Errorf("%q: the value must be JSON (a string needs quotes: %s=\"...\")", s, key)
+	}
+	v := scanner{buf: []byte(value)}
+	c := v.ws()
+	numeric, err := v.sampling(key, &Request{})
+	if err != nil || numeric && c != '-' && (c < '0' || c > '9') {
+		return Param{}, fmt.Errorf("%q: %s takes a number", s, key)
+	}
+	return Param{Key: key, Value: []byte(value)}, nil
 }
 
 // Request is what tokentap learned from a call's request body, and what it
@@ -52,6 +92,9 @@ type Request struct {
 	Logprobs       bool
 	ClientTokenIDs bool
 	ClientLogprobs bool
+
+	// Forced lists the fields set by Options.Force.
+	Forced []string
 
 	// Input is the raw JSON of the request's messages (chat) or prompt
 	// (completions), a subslice of the body given to PrepareRequest.
@@ -102,12 +145,32 @@ func PrepareRequest(ep Endpoint, body []byte, opts Options) (out []byte, req Req
 		logprobsTrue               bool
 		lastValueEnd               int
 		members                    int
+		forcedSpans                [][][2]int // per opts.Force entry
 	)
+	if len(opts.Force) > 0 {
+		forcedSpans = make([][][2]int, len(opts.Force))
+	}
 	err = s.object(func(key []byte) error {
 		members++
 		s.ws()
 		start := s.pos
 		var err error
+		if i := forcedIndex(opts.Force, key); i >= 0 {
+			// Replaced below; what the client sent does not count.
+			if err := s.skip(); err != nil {
+				return fmt.Errorf("field %q: %w", key, err)
+			}
+			forcedSpans[i] = append(forcedSpans[i], [2]int{start, s.pos})
+			lastValueEnd = s.pos
+			return nil
+		}
+		if handled, err := s.sampling(string(key), &req); handled {
+			if err != nil {
+				return fmt.Errorf("field %q: %w", key, err)
+			}
+			lastValueEnd = s.pos
+			return nil
+		}
 		switch string(key) {
 		case "return_token_ids":
 			req.ClientTokenIDs, err = s.truthy()
@@ -132,22 +195,8 @@ func PrepareRequest(ep Endpoint, body []byte, opts Options) (out []byte, req Req
 			req.Stream, err = s.truthy()
 		case "stream_options":
 			err = s.streamOptions(&req)
-		case "n":
-			var v int64
-			var ok bool
-			if v, ok, err = s.optInt(); ok && v > 0 && v <= 1<<16 {
-				req.N = int(v)
-			}
 		case "echo":
 			req.Echo, err = s.truthy()
-		case "temperature":
-			req.Temperature, err = s.optFloat()
-		case "top_p":
-			req.TopP, err = s.optFloat()
-		case "max_tokens", "max_completion_tokens":
-			req.MaxTokens, err = s.intPtr()
-		case "seed":
-			req.Seed, err = s.intPtr()
 		case "messages":
 			err = s.skip()
 			if ep == Chat {
@@ -188,6 +237,16 @@ func PrepareRequest(ep Endpoint, body []byte, opts Options) (out []byte, req Req
 		for _, sp := range spans {
 			edits = append(edits, edit{start: sp[0], end: sp[1], repl: value})
 		}
+	}
+	for i, f := range opts.Force {
+		set(forcedSpans[i], `"`+f.Key+`"`, string(f.Value))
+		// Record what is sent, not what the client asked for.
+		v := scanner{buf: f.Value}
+		v.ws()
+		if _, err := v.sampling(f.Key, &req); err != nil {
+			return nil, req, fmt.Errorf("forced %s: %w", f.Key, err)
+		}
+		req.Forced = append(req.Forced, f.Key)
 	}
 	echoed := ep == Completions && req.Echo
 	req.TokenIDs = !echoed
@@ -251,6 +310,38 @@ func appendEdits(dst, body []byte, edits []edit) []byte {
 		prev = e.end
 	}
 	return append(dst, body[prev:]...)
+}
+
+// sampling reads the sampling fields tokentap records.
+func (s *scanner) sampling(key string, req *Request) (handled bool, err error) {
+	switch key {
+	case "n":
+		var v int64
+		var ok bool
+		if v, ok, err = s.optInt(); ok && v > 0 && v <= 1<<16 {
+			req.N = int(v)
+		}
+	case "temperature":
+		req.Temperature, err = s.optFloat()
+	case "top_p":
+		req.TopP, err = s.optFloat()
+	case "max_tokens", "max_completion_tokens":
+		req.MaxTokens, err = s.intPtr()
+	case "seed":
+		req.Seed, err = s.intPtr()
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
+func forcedIndex(force []Param, key []byte) int {
+	for i := range force {
+		if force[i].Key == string(key) {
+			return i
+		}
+	}
+	return -1
 }
 
 func (s *scanner) streamOptions(req *Request) error {

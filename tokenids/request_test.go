@@ -242,3 +242,84 @@ func TestPrepareRequestKeepsEverythingElse(t *testing.T) {
 		t.Errorf("got %v\nwant %v", got, in)
 	}
 }
+
+func TestForcedParams(t *testing.T) {
+	force := func(kv ...string) []Param {
+		var ps []Param
+		for _, s := range kv {
+			p, err := ParseParam(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps = append(ps, p)
+		}
+		return ps
+	}
+	tests := []struct {
+		name  string
+		force []Param
+		body  string
+		want  string
+		temp  float64
+		seed  int64
+	}{
+		{
+			name:  "replaces what the client sent",
+			force: force("temperature=1.0"),
+			body:  `{"model":"m","temperature":0.2,"messages":[]}`,
+			want:  `{"model":"m","temperature":1.0,"messages":[],"return_token_ids":true}`,
+			temp:  1,
+		},
+		{
+			name:  "adds what the client did not send",
+			force: force("temperature=1", "seed=7", `stop=["</answer>"]`),
+			body:  `{"model":"m","messages":[]}`,
+			want:  `{"model":"m","messages":[],"temperature":1,"seed":7,"stop":["</answer>"],"return_token_ids":true}`,
+			temp:  1, seed: 7,
+		},
+		{
+			name:  "every duplicate is replaced",
+			force: force("temperature=1.0"),
+			body:  `{"temperature":0,"model":"m","messages":[],"temperature":null}`,
+			want:  `{"temperature":1.0,"model":"m","messages":[],"temperature":1.0,"return_token_ids":true}`,
+			temp:  1,
+		},
+		{
+			name:  "an empty object",
+			force: force("top_k=-1"),
+			body:  `{}`,
+			want:  `{"top_k":-1,"return_token_ids":true}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, req, err := PrepareRequest(Chat, []byte(tt.body), Options{Force: tt.force})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(out) != tt.want {
+				t.Errorf("out  %s\nwant %s", out, tt.want)
+			}
+			if !json.Valid(out) {
+				t.Errorf("invalid JSON: %s", out)
+			}
+			if tt.temp != 0 && (req.Temperature == nil || *req.Temperature != tt.temp) {
+				t.Errorf("recorded temperature %v, want %v", req.Temperature, tt.temp)
+			}
+			if tt.seed != 0 && (req.Seed == nil || *req.Seed != tt.seed) {
+				t.Errorf("recorded seed %v, want %v", req.Seed, tt.seed)
+			}
+			if len(req.Forced) != len(tt.force) {
+				t.Errorf("forced %v", req.Forced)
+			}
+		})
+	}
+}
+
+func TestParseParamRejects(t *testing.T) {
+	for _, s := range []string{"temperature", "=1", "model=\"x\"", "stream=false", "logprobs=true", "stop=</answer>", "temperature=\"hot\"", "seed=1.5x"} {
+		if _, err := ParseParam(s); err == nil {
+			t.Errorf("%q accepted", s)
+		}
+	}
+}

@@ -7,17 +7,25 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tokentap/tokentap/tokenids"
+	"github.com/tokentap/tokentap/upstream"
 )
 
 // config is the sidecar's configuration, from flags and SIDECAR_* variables.
 type config struct {
 	Listen          string
-	Upstream        string
+	Upstreams       listFlag
+	ConfigFile      string
+	Routing         string
+	ForceParams     paramFlag
 	Data            string
 	InMemory        bool
 	Retention       time.Duration
@@ -42,8 +50,14 @@ type config struct {
 	TLSCert         string
 	TLSKey          string
 
-	upstreamURL *url.URL
-	level       zerolog.Level
+	// From the flags and the config file: the replica set, its routing, and
+	// the parsed --force-param values.
+	upstreams         []upstream.Spec
+	routing           upstream.Routing
+	upstreamsFromFile bool
+	routingFromFile   bool
+	force             []tokenids.Param
+	level             zerolog.Level
 }
 
 // parseConfig reads args and the environment. Every flag also reads
@@ -54,7 +68,10 @@ func parseConfig(args []string, env func(string) string, usage io.Writer) (*conf
 	fs := flag.NewFlagSet("sidecar", flag.ContinueOnError)
 	fs.SetOutput(usage)
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8100", "address for agents, trainers and admin")
-	fs.StringVar(&c.Upstream, "upstream", "http://127.0.0.1:8000", "vLLM base URL (no /v1)")
+	fs.Var(&c.Upstreams, "upstream", "vLLM base URL (no /v1); repeat for several replicas (default http://127.0.0.1:8000)")
+	fs.StringVar(&c.ConfigFile, "config", "", "YAML file: upstreams: [{url, models}], routing, and any flag by its name")
+	fs.StringVar(&c.Routing, "routing", "", "how calls are spread over replicas: sticky (a rollout stays on one replica) or least-loaded (default sticky)")
+	fs.Var(&c.ForceParams, "force-param", "key=JSON-value set on every traced call, e.g. temperature=1.0 (repeatable)")
 	fs.StringVar(&c.Data, "data", "./sidecar-data", "Badger directory")
 	fs.BoolVar(&c.InMemory, "in-memory", false, "keep spans in memory only (nothing on disk)")
 	fs.DurationVar(&c.Retention, "retention", 168*time.Hour, "records older than this expire (0: never)")
@@ -89,7 +106,7 @@ func parseConfig(args []string, env func(string) string, usage io.Writer) (*conf
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		name := "SIDECAR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		name := envName(f.Name)
 		v := env(name)
 		if set[f.Name] || v == "" || envErr != nil {
 			return
@@ -101,21 +118,110 @@ func parseConfig(args []string, env func(string) string, usage io.Writer) (*conf
 	if envErr != nil {
 		return nil, envErr
 	}
+	if c.ConfigFile != "" {
+		file, err := readConfigFile(c.ConfigFile)
+		if err != nil {
+			return nil, err
+		}
+		// The file fills in what neither a flag nor the environment set.
+		for name, values := range file.flags {
+			f := fs.Lookup(name)
+			if f == nil || name == "config" {
+				return nil, fmt.Errorf("--config %s: unknown key %q (want upstreams, routing, or a flag's name)", c.ConfigFile, name)
+			}
+			if set[name] || env(envName(name)) != "" {
+				continue
+			}
+			for _, v := range values {
+				if err := fs.Set(name, v); err != nil {
+					return nil, fmt.Errorf("--config %s: %s: %v", c.ConfigFile, name, err)
+				}
+			}
+		}
+		if len(c.Upstreams) == 0 && len(file.upstreams) > 0 {
+			c.upstreams, c.upstreamsFromFile = file.upstreams, true
+		}
+		if c.Routing == "" {
+			c.Routing, c.routingFromFile = file.routing, true
+		}
+	}
 	return c, c.validate()
+}
+
+// envName is the variable a flag also reads.
+func envName(flag string) string {
+	return "SIDECAR_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// configFile is what a --config YAML file holds.
+type configFile struct {
+	upstreams []upstream.Spec
+	routing   string
+	flags     map[string][]string // any other key: a flag's name and its values
+}
+
+// readConfigFile reads a --config file: upstreams and routing, and flags by
+// name (scalars, or lists for repeatable flags).
+func readConfigFile(path string) (*configFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--config: %w", err)
+	}
+	var doc map[string]yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("--config %s: %w", path, err)
+	}
+	out := &configFile{flags: map[string][]string{}}
+	for key, node := range doc {
+		switch {
+		case key == "upstreams":
+			err = node.Decode(&out.upstreams)
+		case key == "routing":
+			err = node.Decode(&out.routing)
+		case node.Kind == yaml.SequenceNode:
+			var values []string
+			err = node.Decode(&values)
+			out.flags[key] = values
+		case node.Kind == yaml.ScalarNode:
+			out.flags[key] = []string{node.Value}
+		default:
+			err = errors.New("want a value or a list of values")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--config %s: %s: %w", path, key, err)
+		}
+	}
+	return out, nil
 }
 
 func (c *config) validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("--listen %q: want host:port", c.Listen)
 	}
-	u, err := url.Parse(c.Upstream)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("--upstream %q: want an http:// or https:// base URL such as http://127.0.0.1:8000", c.Upstream)
+	if !c.upstreamsFromFile {
+		if len(c.Upstreams) == 0 {
+			c.Upstreams = listFlag{"http://127.0.0.1:8000"}
+		}
+		c.upstreams = nil
+		for _, u := range c.Upstreams {
+			c.upstreams = append(c.upstreams, upstream.Spec{URL: u})
+		}
 	}
-	if strings.HasSuffix(strings.TrimSuffix(u.Path, "/"), "/v1") {
-		return fmt.Errorf("--upstream %q: give vLLM's base URL without /v1", c.Upstream)
+	var err error
+	if c.routing, err = upstream.ParseRouting(c.Routing); err != nil {
+		return fmt.Errorf("--routing: %w", err)
 	}
-	c.upstreamURL = u
+	// Validates every URL (scheme, host, no /v1, no duplicates).
+	if _, err := upstream.New(c.upstreams, c.routing, upstream.Options{}); err != nil {
+		return fmt.Errorf("--upstream: %w", err)
+	}
+	for _, p := range c.ForceParams {
+		param, err := tokenids.ParseParam(p)
+		if err != nil {
+			return fmt.Errorf("--force-param %w", err)
+		}
+		c.force = append(c.force, param)
+	}
 	if c.Retention < 0 {
 		return fmt.Errorf("--retention %v: must not be negative", c.Retention)
 	}
@@ -198,6 +304,21 @@ func (b *byteSize) Set(s string) error {
 		return fmt.Errorf("size too large")
 	}
 	*b = byteSize(n * mult)
+	return nil
+}
+
+// paramFlag is a repeatable flag whose values may hold commas (JSON); from
+// the environment it takes one value per line.
+type paramFlag []string
+
+func (l *paramFlag) String() string { return strings.Join(*l, "\n") }
+
+func (l *paramFlag) Set(s string) error {
+	for part := range strings.SplitSeq(s, "\n") {
+		if part = strings.TrimSpace(part); part != "" {
+			*l = append(*l, part)
+		}
+	}
 	return nil
 }
 

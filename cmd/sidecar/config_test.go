@@ -2,9 +2,14 @@ package main
 
 import (
 	"io"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokentap/tokentap/upstream"
 )
 
 func envOf(kv ...string) func(string) string {
@@ -20,7 +25,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "127.0.0.1:8100" || c.Upstream != "http://127.0.0.1:8000" || c.Data != "./sidecar-data" ||
+	if c.Listen != "127.0.0.1:8100" || !reflect.DeepEqual(c.upstreams, []upstream.Spec{{URL: "http://127.0.0.1:8000"}}) || c.routing != upstream.Sticky || c.Data != "./sidecar-data" ||
 		c.Retention != 168*time.Hour || !c.CaptureContent || c.MaxBody != 64<<20 || c.LogLevel != "info" || c.LogFormat != "json" ||
 		c.InMemory || c.Sync || c.Logprobs || c.RequireRollout || c.Demo || c.AdminToken != "" {
 		t.Errorf("defaults = %+v", c)
@@ -31,7 +36,8 @@ func TestConfigDefaults(t *testing.T) {
 func TestConfigEnv(t *testing.T) {
 	env := envOf(
 		"SIDECAR_LISTEN", "0.0.0.0:9000",
-		"SIDECAR_UPSTREAM", "http://vllm:8000",
+		"SIDECAR_UPSTREAM", "http://vllm-0:8000,http://vllm-1:8000",
+		"SIDECAR_FORCE_PARAM", "temperature=1.0\nstop=[\"a\",\"b\"]",
 		"SIDECAR_IN_MEMORY", "true",
 		"SIDECAR_CAPTURE_CONTENT", "false",
 		"SIDECAR_MAX_BODY", "1MiB",
@@ -46,7 +52,7 @@ func TestConfigEnv(t *testing.T) {
 	if c.Listen != "127.0.0.1:7000" || c.MaxBody != 2<<20 {
 		t.Errorf("flags did not beat the environment: %+v", c)
 	}
-	if c.Upstream != "http://vllm:8000" || !c.InMemory || c.CaptureContent || c.Retention != 24*time.Hour || c.AdminToken != "t" || !c.RequireRollout {
+	if len(c.upstreams) != 2 || c.upstreams[1].URL != "http://vllm-1:8000" || len(c.force) != 2 || string(c.force[1].Value) != `["a","b"]` || !c.InMemory || c.CaptureContent || c.Retention != 24*time.Hour || c.AdminToken != "t" || !c.RequireRollout {
 		t.Errorf("environment not read: %+v", c)
 	}
 }
@@ -69,6 +75,11 @@ func TestConfigRejects(t *testing.T) {
 		{[]string{"--nope"}, nil, "nope"},
 		{[]string{"stray"}, nil, "unexpected argument"},
 		{nil, []string{"SIDECAR_SYNC", "perhaps"}, "SIDECAR_SYNC"},
+		{[]string{"--upstream", "http://a:8000", "--upstream", "http://A:8000/"}, nil, "--upstream"},
+		{[]string{"--routing", "random"}, nil, "--routing"},
+		{[]string{"--force-param", "model=\"x\""}, nil, "--force-param"},
+		{[]string{"--force-param", "temperature=hot"}, nil, "--force-param"},
+		{[]string{"--config", "/nonexistent.yaml"}, nil, "--config"},
 	}
 	for _, tt := range tests {
 		_, err := parseConfig(tt.args, envOf(tt.env...), io.Discard)
@@ -94,5 +105,43 @@ func TestByteSize(t *testing.T) {
 	b := byteSize(64 << 20)
 	if b.String() != "64MiB" {
 		t.Errorf("String = %s", b.String())
+	}
+}
+
+// A --config file gives the replica set and any flag by name; flags and
+// the environment beat it.
+func TestConfigFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokentap.yaml")
+	os.WriteFile(file, []byte(`
+upstreams:
+  - url: http://vllm-0:8000
+    models: [Qwen/Qwen3-8B]
+  - url: http://vllm-1:8000
+routing: least-loaded
+retention: 72h
+admin-token: from-file
+force-param: ["temperature=1.0", "top_p=1.0"]
+`), 0o600)
+	c, err := parseConfig([]string{"--config", file, "--admin-token", "from-flag"}, envOf("SIDECAR_RETENTION", "24h"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []upstream.Spec{{URL: "http://vllm-0:8000", Models: []string{"Qwen/Qwen3-8B"}}, {URL: "http://vllm-1:8000"}}
+	if !reflect.DeepEqual(c.upstreams, want) || c.routing != upstream.LeastLoaded || !c.upstreamsFromFile {
+		t.Errorf("upstreams %+v routing %s", c.upstreams, c.routing)
+	}
+	if c.AdminToken != "from-flag" || c.Retention != 24*time.Hour || len(c.force) != 2 {
+		t.Errorf("precedence: token %q retention %v force %v", c.AdminToken, c.Retention, c.force)
+	}
+	// --upstream on the command line replaces the file's replicas.
+	c, err = parseConfig([]string{"--config", file, "--upstream", "http://other:8000"}, envOf(), io.Discard)
+	if err != nil || len(c.upstreams) != 1 || c.upstreams[0].URL != "http://other:8000" || c.upstreamsFromFile {
+		t.Errorf("flag over file: %+v %v", c.upstreams, err)
+	}
+	for _, bad := range []string{"nope: 1\n", "upstreams: [{url: ftp://x}]\n", "routing: random\n", "upstreams: {url: x}\n", "listen: [a, b]\n"} {
+		os.WriteFile(file, []byte(bad), 0o600)
+		if _, err := parseConfig([]string{"--config", file}, envOf(), io.Discard); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }

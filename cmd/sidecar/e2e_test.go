@@ -143,6 +143,7 @@ type callsView struct {
 		} `json:"choices"`
 		TokenIDsValid   bool    `json:"token_ids_valid"`
 		TokenIDsProblem *string `json:"token_ids_problem"`
+		Upstream        string  `json:"upstream"`
 	} `json:"calls"`
 }
 

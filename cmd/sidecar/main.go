@@ -36,6 +36,7 @@ import (
 	"github.com/tokentap/tokentap/internal/metrics"
 	"github.com/tokentap/tokentap/internal/vllmsim"
 	"github.com/tokentap/tokentap/store"
+	"github.com/tokentap/tokentap/upstream"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -70,14 +71,18 @@ func run(ctx context.Context, args []string, env func(string) string, stderr io.
 // in flight finish (up to --shutdown-timeout) and are recorded, and the
 // store is closed cleanly.
 func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- string) error {
-	upstream := cfg.upstreamURL
+	specs := cfg.upstreams
 	if cfg.Demo {
 		sim, err := startDemo(log)
 		if err != nil {
 			return err
 		}
 		defer sim.Close()
-		upstream = sim.url
+		specs = []upstream.Spec{{URL: sim.url.String()}}
+	}
+	upstreams, err := upstream.New(specs, cfg.routing, upstream.Options{Logger: log})
+	if err != nil {
+		return err
 	}
 
 	st, err := store.Open(ctx, store.Options{
@@ -105,11 +110,12 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 	var proxy *intercept.Proxy
 	m := metrics.New(metrics.Sources{
 		InFlight: func() float64 { return float64(proxy.InFlight()) },
-		Store:    st, Pusher: pusher,
+		Paused:   func() bool { return proxy.Paused() != nil },
+		Store:    st, Pusher: pusher, Upstreams: upstreams,
 	})
 	recorder := exporter.NewRecorder(st, cfg.CaptureContent, version)
 	proxy, err = intercept.New(intercept.Config{
-		Upstream: upstream, Recorder: recorder, Logprobs: cfg.Logprobs,
+		Upstreams: upstreams, Force: cfg.force, Recorder: recorder, Logprobs: cfg.Logprobs,
 		RequireRollout: cfg.RequireRollout, MaxBody: int64(cfg.MaxBody),
 		UpstreamTimeout: cfg.UpstreamTimeout, UpstreamAPIKey: cfg.UpstreamAPIKey, BodyTimeout: cfg.BodyTimeout,
 		Observer: m, Logger: log,
@@ -117,9 +123,16 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 	if err != nil {
 		return err
 	}
+	policy, err := st.Setting(ctx, policySetting)
+	if err != nil {
+		return err
+	}
+	proxy.SetPolicyVersion(policy)
+	control := &controller{proxy: proxy, set: upstreams, store: st, log: log}
 	trainer := api.New(api.Config{
 		Store: st, AdminToken: cfg.AdminToken, UpstreamReady: proxy.UpstreamReady, Logger: log,
-		State: func(ctx context.Context) any { return adminState(ctx, proxy, pusher, st, upstream) },
+		State:   func(ctx context.Context) any { return control.state(ctx, pusher) },
+		Control: control,
 	})
 	trainer.Handle("/v1/traces", exporter.NewReceiver(st, int64(cfg.MaxBody), log))
 	trainer.Handle("GET /metrics", m.Handler())
@@ -135,7 +148,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           &router{proxy: proxy, api: trainer, upstream: upstream},
+		Handler:           &router{proxy: proxy, api: trainer, upstreams: upstreams},
 		ReadHeaderTimeout: cfg.HeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          newStdLogger(log),
@@ -143,7 +156,8 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 	}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
-	go proxy.WatchUpstream(watchCtx, 5*time.Second)
+	go upstreams.Watch(watchCtx)
+	go control.reloadOnHangup(watchCtx, cfg)
 	pushed := make(chan error, 1)
 	pushCtx, stopPush := context.WithCancel(context.Background())
 	defer stopPush()
@@ -161,7 +175,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 			served <- srv.Serve(ln)
 		}
 	}()
-	log.Info().Str("listen", ln.Addr().String()).Str("upstream", upstream.Redacted()).
+	log.Info().Str("listen", ln.Addr().String()).Strs("upstreams", upstreamNames(upstreams)).Str("routing", string(upstreams.Routing())).Str("policy_version", policy).
 		Str("data", storeDescription(cfg)).Str("otlp_endpoint", exporter.RedactURL(cfg.OTLPEndpoint)).Str("version", version).Bool("demo", cfg.Demo).
 		Bool("tls", cfg.TLSCert != "").Bool("admin_token", cfg.AdminToken != "").Bool("upstream_api_key", cfg.UpstreamAPIKey != "").Msg("tokentap serving")
 	if ready != nil {
@@ -195,20 +209,13 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 	return nil
 }
 
-// adminState is the body of GET /admin/state.
-func adminState(ctx context.Context, proxy *intercept.Proxy, pusher *exporter.Pusher, st *store.Store, upstream *url.URL) any {
-	state := map[string]any{
-		"paused":         false,
-		"in_flight":      proxy.InFlight(),
-		"policy_version": "",
-		"upstreams":      []map[string]any{{"url": upstream.Redacted(), "healthy": proxy.UpstreamReady(), "in_flight": proxy.InFlight()}},
-		"store":          st.Stats(),
-		"otlp":           nil,
+// upstreamNames lists the replicas as the start-up log shows them.
+func upstreamNames(set *upstream.Set) []string {
+	var names []string
+	for _, st := range set.State() {
+		names = append(names, st.URL)
 	}
-	if pusher != nil {
-		state["otlp"] = pusher.State(ctx)
-	}
-	return state
+	return names
 }
 
 func storeDescription(cfg *config) string {
@@ -221,13 +228,13 @@ func storeDescription(cfg *config) string {
 // router sends tokentap's own paths to the API and everything else to the
 // proxy. Own paths are never forwarded, whatever the request's form.
 type router struct {
-	proxy    *intercept.Proxy
-	api      *api.API
-	upstream *url.URL
+	proxy     *intercept.Proxy
+	api       *api.API
+	upstreams *upstream.Set
 }
 
 func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodConnect && ownPath(r.URL.Path) && (!r.URL.IsAbs() || strings.EqualFold(r.URL.Host, rt.upstream.Host)) {
+	if r.Method != http.MethodConnect && ownPath(r.URL.Path) && (!r.URL.IsAbs() || rt.upstreams.Owns(r.URL)) {
 		rt.api.ServeHTTP(w, r)
 		return
 	}

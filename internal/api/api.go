@@ -35,8 +35,11 @@ type Config struct {
 	// recently (for /readyz).
 	UpstreamReady func() bool
 	// State, when set, gives the body of GET /admin/state.
-	State  func(ctx context.Context) any
-	Logger zerolog.Logger
+	State func(ctx context.Context) any
+	// Control, when set (with State), serves the admin levers: pause,
+	// resume, policy version, replica set.
+	Control Control
+	Logger  zerolog.Logger
 }
 
 // API is the trainer-facing handler.
@@ -58,6 +61,9 @@ func New(cfg Config) *API {
 		a.mux.Handle("GET /admin/state", a.guard(func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, cfg.State(r.Context()))
 		}))
+	}
+	if cfg.Control != nil && cfg.State != nil {
+		a.adminRoutes()
 	}
 	a.mux.Handle("/api/", a.guard(notFound))
 	a.mux.Handle("/admin/", a.guard(notFound))
@@ -249,6 +255,18 @@ type callView struct {
 	Upstream        string       `json:"upstream,omitempty"`
 	PolicyVersion   string       `json:"policy_version,omitempty"`
 	PolicyEnd       string       `json:"policy_version_end,omitempty"`
+	Sampling        samplingView `json:"sampling"`
+}
+
+// samplingView is what the call was sampled with, as sent to vLLM (after
+// --force-param): what importance ratios and on-policy checks need.
+type samplingView struct {
+	Temperature *float64 `json:"temperature,omitempty"`
+	TopP        *float64 `json:"top_p,omitempty"`
+	MaxTokens   *int64   `json:"max_tokens,omitempty"`
+	Seed        *int64   `json:"seed,omitempty"`
+	N           int      `json:"n,omitempty"`
+	Forced      []string `json:"forced,omitempty"`
 }
 
 type choiceView struct {
@@ -280,6 +298,10 @@ func viewCall(c *exporter.Call) callView {
 		Status:     string(c.Status), HTTPStatus: c.HTTPStatus, StartTime: c.Start, EndTime: c.End,
 		PromptTokenIDs: c.Response.PromptTokenIDs, TokenIDsValid: c.Valid, Choices: []choiceView{},
 		Upstream: c.Upstream, PolicyVersion: c.PolicyVersion, PolicyEnd: c.PolicyVersionEnd,
+		Sampling: samplingView{
+			Temperature: c.Request.Temperature, TopP: c.Request.TopP, MaxTokens: c.Request.MaxTokens,
+			Seed: c.Request.Seed, N: c.Request.N, Forced: c.Request.Forced,
+		},
 	}
 	if v.Model == "" {
 		v.Model = c.Response.Model
@@ -350,6 +372,8 @@ type tripletView struct {
 	ResponseTokenIDs []int64   `json:"response_token_ids"`
 	ResponseLogprobs []float64 `json:"response_logprobs"`
 	Reward           *float64  `json:"reward"`
+	PolicyVersion    string    `json:"policy_version,omitempty"`
+	PolicyEnd        string    `json:"policy_version_end,omitempty"`
 }
 
 // triplets serves the triplets view of one attempt.
@@ -368,6 +392,7 @@ func (a *API) triplets(w http.ResponseWriter, r *http.Request) {
 		out.Triplets = append(out.Triplets, tripletView{
 			SequenceID: t.Seq, ChoiceIndex: t.ChoiceIndex, PromptTokenIDs: t.PromptTokenIDs,
 			ResponseTokenIDs: t.ResponseTokenIDs, ResponseLogprobs: t.ResponseLogprobs, Reward: t.Reward,
+			PolicyVersion: t.PolicyVersion, PolicyEnd: t.PolicyVersionEnd,
 		})
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -377,7 +402,8 @@ func (a *API) triplets(w http.ResponseWriter, r *http.Request) {
 func tripletCalls(calls []*exporter.Call) []rollout.Call {
 	out := make([]rollout.Call, 0, len(calls))
 	for _, c := range calls {
-		rc := rollout.Call{Seq: c.Seq, Usable: c.Status == exporter.StatusOK && c.Valid}
+		rc := rollout.Call{Seq: c.Seq, Usable: c.Status == exporter.StatusOK && c.Valid,
+			PolicyVersion: c.PolicyVersion, PolicyVersionEnd: c.PolicyVersionEnd}
 		for _, ch := range c.Response.Choices {
 			rc.Choices = append(rc.Choices, rollout.Choice{
 				Index: ch.Index, PromptTokenIDs: promptOf(&c.Response, ch), TokenIDs: ch.TokenIDs, Logprobs: ch.Logprobs,

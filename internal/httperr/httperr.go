@@ -11,12 +11,22 @@ import (
 )
 
 // Body returns the error body for an HTTP status and a message.
-func Body(status int, message string) []byte {
+func Body(status int, message string) []byte { return BodyParam(status, message, "") }
+
+// BodyParam is Body naming the request field at fault ("" for null), as
+// vLLM does for an unknown model.
+func BodyParam(status int, message, param string) []byte {
 	b := []byte(`{"error":{"message":`)
 	b = tokenids.AppendJSONString(b, message)
 	b = append(b, `,"type":`...)
 	b = tokenids.AppendJSONString(b, Type(status))
-	b = append(b, `,"param":null,"code":`...)
+	b = append(b, `,"param":`...)
+	if param == "" {
+		b = append(b, "null"...)
+	} else {
+		b = tokenids.AppendJSONString(b, param)
+	}
+	b = append(b, `,"code":`...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	return append(b, "}}"...)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tokentap/tokentap/exporter"
 	"github.com/tokentap/tokentap/store"
+	"github.com/tokentap/tokentap/upstream"
 )
 
 // Metrics holds tokentap's collectors.
@@ -26,15 +27,17 @@ type Metrics struct {
 	duration     *prometheus.HistogramVec
 	ttft         *prometheus.HistogramVec
 	rejected     *prometheus.CounterVec
+	retries      *prometheus.CounterVec
 	recordErrors prometheus.Counter
 }
 
 // Sources are the live figures /metrics reads when scraped.
 type Sources struct {
-	InFlight func() float64
-	Paused   func() bool
-	Store    *store.Store
-	Pusher   *exporter.Pusher // nil without --otlp-endpoint
+	InFlight  func() float64
+	Paused    func() bool
+	Store     *store.Store
+	Pusher    *exporter.Pusher // nil without --otlp-endpoint
+	Upstreams *upstream.Set
 }
 
 // New registers tokentap's metrics.
@@ -63,11 +66,17 @@ func New(src Sources) *Metrics {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokentap_refused_requests_total", Help: "Requests tokentap refused before forwarding, by reason.",
 		}, []string{"reason"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokentap_upstream_retries_total", Help: "Calls that could not connect to a replica and were sent to another, by the replica that failed.",
+		}, []string{"upstream"}),
 		recordErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tokentap_record_errors_total", Help: "Calls tokentap could not commit to its store (their answers were withheld).",
 		}),
 	}
-	reg.MustRegister(m.calls, m.tokens, m.invalid, m.duration, m.ttft, m.rejected, m.recordErrors)
+	reg.MustRegister(m.calls, m.tokens, m.invalid, m.duration, m.ttft, m.rejected, m.retries, m.recordErrors)
+	if src.Upstreams != nil {
+		reg.MustRegister(upstreamCollector{src.Upstreams})
+	}
 	if src.InFlight != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tokentap_calls_in_flight", Help: "Traced calls forwarded and not yet recorded.",
@@ -126,6 +135,34 @@ func (m *Metrics) ObserveCall(c *exporter.Call, recordErr error) {
 
 // ObserveRefused counts a request refused before it was forwarded.
 func (m *Metrics) ObserveRefused(reason string) { m.rejected.WithLabelValues(reason).Inc() }
+
+// ObserveRetry counts a call moved off a replica it could not reach.
+func (m *Metrics) ObserveRetry(upstream string) { m.retries.WithLabelValues(upstream).Inc() }
+
+var (
+	upstreamInFlightDesc = prometheus.NewDesc("tokentap_upstream_in_flight", "Calls in flight on each replica.", []string{"upstream"}, nil)
+	upstreamHealthyDesc  = prometheus.NewDesc("tokentap_upstream_healthy", "1 while a replica passes its health checks (unhealthy ones get no new calls).", []string{"upstream"}, nil)
+)
+
+// upstreamCollector reads the replica set at scrape time: replicas come
+// and go with reloads.
+type upstreamCollector struct{ set *upstream.Set }
+
+func (c upstreamCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- upstreamInFlightDesc
+	ch <- upstreamHealthyDesc
+}
+
+func (c upstreamCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range c.set.Replicas() {
+		healthy := 0.0
+		if r.Healthy() {
+			healthy = 1
+		}
+		ch <- prometheus.MustNewConstMetric(upstreamInFlightDesc, prometheus.GaugeValue, float64(r.InFlight()), r.Name())
+		ch <- prometheus.MustNewConstMetric(upstreamHealthyDesc, prometheus.GaugeValue, healthy, r.Name())
+	}
+}
 
 var (
 	storeBytesDesc   = prometheus.NewDesc("tokentap_store_bytes", "Size of the Badger store on disk, by part (lsm, vlog).", []string{"part"}, nil)
