@@ -279,6 +279,27 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Errorf("a call for other/model: %d, served by it %d times", status, other.served("model-routed"))
 	}
 
+	// A stream held open on its replica through both reloads below.
+	release := make(chan struct{})
+	for _, r := range rs[:2] {
+		r.hold.Store(&release)
+	}
+	held := make(chan error, 1)
+	go func() {
+		client := openai.NewClient(option.WithBaseURL(sc.url+"/rollout/held/attempt/0/v1"), option.WithAPIKey("x"), option.WithMaxRetries(0))
+		s := client.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
+			Model: simModel, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+		})
+		for s.Next() {
+		}
+		held <- s.Err()
+	}()
+	waitFor(t, func() bool {
+		var state adminStateView
+		admin(t, http.MethodGet, sc.url+"/admin/state", "", &state)
+		return state.InFlight == 1
+	})
+
 	writeConfig(rs)
 	sc.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, func() bool {
@@ -311,6 +332,17 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	if status := admin(t, http.MethodPut, sc.url+"/admin/upstreams", `{"upstreams":[{"url":"ftp://x"}]}`, nil); status != 400 {
 		t.Errorf("PUT /admin/upstreams with a bad URL: %d", status)
+	}
+	// The held stream's replica may be gone from the set: the call still
+	// finishes there and is recorded.
+	close(release)
+	if err := <-held; err != nil {
+		t.Errorf("a call in flight through two reloads: %v", err)
+	}
+	var view callsView
+	getJSON(t, sc.url+"/api/v1/rollouts/held/attempts/0/calls", &view)
+	if len(view.Calls) != 1 || view.Calls[0].Status != "ok" || !view.Calls[0].TokenIDsValid {
+		t.Errorf("the held call: %+v", view.Calls)
 	}
 	t.Logf("%d of 30 rollouts moved to the added replica", moved)
 }
