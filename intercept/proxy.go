@@ -100,13 +100,13 @@ type Proxy struct {
 
 // Pause describes a pause of traced calls (a trainer syncing weights).
 type Pause struct {
-	RetryAfter time.Duration `json:"-"`
-	Reason     string        `json:"reason,omitempty"`
-	Since      time.Time     `json:"since"`
+	RetryAfter time.Duration
+	Reason     string
+	Since      time.Time
 }
 
-// Pause makes new traced calls get 429 with Retry-After until Resume; calls
-// in flight finish. Untraced requests (model lists, tokenize) still pass.
+// Pause makes new traced calls get 429 with Retry-After (5 s when
+// retryAfter is not positive) until Resume; calls in flight finish. Untraced requests (model lists, tokenize) still pass.
 func (p *Proxy) Pause(retryAfter time.Duration, reason string) {
 	if retryAfter <= 0 {
 		retryAfter = 5 * time.Second
@@ -358,12 +358,6 @@ func (p *Proxy) onRequest(r *http.Request, pctx *goproxy.ProxyCtx) (*http.Reques
 	if resp := p.prepareBody(r, ex); resp != nil {
 		return r, resp
 	}
-	if _, err := p.cfg.Upstreams.Pick(key.RolloutID, ex.req.Model); errors.Is(err, upstream.ErrUnknownModel) {
-		// vLLM's own answer for a model it does not serve.
-		msg := fmt.Sprintf("The model `%s` does not exist.", ex.req.Model)
-		ex.finish(exporter.StatusError, http.StatusNotFound, "NotFoundError", msg, nil)
-		return r, answer(r, http.StatusNotFound, httperr.BodyParam(http.StatusNotFound, msg, "model"))
-	}
 	return r, nil
 }
 
@@ -459,10 +453,18 @@ func (p *Proxy) onResponse(resp *http.Response, pctx *goproxy.ProxyCtx) *http.Re
 }
 
 // upstreamFailed answers a call whose upstream could not be reached: 502,
-// or 504 when it timed out; a client that went away is recorded as such.
+// or 504 when it timed out, or 404 when no replica serves its model; a
+// client that went away is recorded as such.
 func (p *Proxy) upstreamFailed(r *http.Request, ex *exchange, err error) *http.Response {
 	if err == nil {
 		err = errors.New("no response")
+	}
+	if errors.Is(err, upstream.ErrUnknownModel) && ex != nil && ex.traced() {
+		// forward found no replica for the model, before sending anything:
+		// vLLM's own answer for a model it does not serve.
+		msg := fmt.Sprintf("The model `%s` does not exist.", ex.req.Model)
+		ex.finish(exporter.StatusError, http.StatusNotFound, "NotFoundError", msg, nil)
+		return answer(r, http.StatusNotFound, httperr.BodyParam(http.StatusNotFound, msg, "model"))
 	}
 	status, errType := http.StatusBadGateway, "upstream_unreachable"
 	var ne net.Error

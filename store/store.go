@@ -274,36 +274,22 @@ func (s *Store) committed() {
 // Position reads a named position kept by a reader of the cursor (the OTLP
 // outbox): 0 when never set. Positions do not expire.
 func (s *Store) Position(ctx context.Context, name string) (uint64, error) {
-	var pos uint64
-	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(positionKey(name))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			if len(v) != 8 {
-				return fmt.Errorf("%d bytes, want 8", len(v))
-			}
-			pos = binary.BigEndian.Uint64(v)
-			return nil
-		})
-	})
+	v, err := s.meta(positionKey(name))
+	if err == nil && v != nil && len(v) != 8 {
+		err = fmt.Errorf("%d bytes, want 8", len(v))
+	}
 	if err != nil {
 		return 0, fmt.Errorf("read position %q: %w", name, err)
 	}
-	return pos, nil
+	if v == nil {
+		return 0, nil
+	}
+	return binary.BigEndian.Uint64(v), nil
 }
 
 // SetPosition durably records a named position.
 func (s *Store) SetPosition(ctx context.Context, name string, pos uint64) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	v := binary.BigEndian.AppendUint64(nil, pos)
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(positionKey(name), v) }); err != nil {
+	if err := s.setMeta(positionKey(name), binary.BigEndian.AppendUint64(nil, pos)); err != nil {
 		return fmt.Errorf("write position %q: %w", name, err)
 	}
 	return nil
@@ -314,43 +300,57 @@ func positionKey(name string) []byte { return append([]byte("m/position/"), name
 // Setting reads a named operator setting that outlives restarts (the
 // policy version): "" when never set.
 func (s *Store) Setting(ctx context.Context, name string) (string, error) {
-	var v string
-	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(settingKey(name))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		b, err := item.ValueCopy(nil)
-		v = string(b)
-		return err
-	})
+	v, err := s.meta(settingKey(name))
 	if err != nil {
 		return "", fmt.Errorf("read setting %q: %w", name, err)
 	}
-	return v, nil
+	return string(v), nil
 }
 
 // SetSetting durably records a named setting; "" removes it.
 func (s *Store) SetSetting(ctx context.Context, name, value string) error {
-	if s.closed.Load() {
-		return ErrClosed
+	var v []byte
+	if value != "" {
+		v = []byte(value)
 	}
-	err := s.db.Update(func(txn *badger.Txn) error {
-		if value == "" {
-			return txn.Delete(settingKey(name))
-		}
-		return txn.Set(settingKey(name), []byte(value))
-	})
-	if err != nil {
+	if err := s.setMeta(settingKey(name), v); err != nil {
 		return fmt.Errorf("write setting %q: %w", name, err)
 	}
 	return nil
 }
 
 func settingKey(name string) []byte { return append([]byte("m/setting/"), name...) }
+
+// meta reads a metadata key (positions, settings): nil when absent. Meta
+// keys do not expire.
+func (s *Store) meta(key []byte) ([]byte, error) {
+	var v []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		v, err = item.ValueCopy(nil)
+		return err
+	})
+	return v, err
+}
+
+// setMeta writes a metadata key, or deletes it when value is nil.
+func (s *Store) setMeta(key, value []byte) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		if value == nil {
+			return txn.Delete(key)
+		}
+		return txn.Set(key, value)
+	})
+}
 
 // state returns the in-memory state of a rollout, loading it from the
 // stored summary the first time.

@@ -313,14 +313,7 @@ type paramFlag []string
 
 func (l *paramFlag) String() string { return strings.Join(*l, "\n") }
 
-func (l *paramFlag) Set(s string) error {
-	for part := range strings.SplitSeq(s, "\n") {
-		if part = strings.TrimSpace(part); part != "" {
-			*l = append(*l, part)
-		}
-	}
-	return nil
-}
+func (l *paramFlag) Set(s string) error { return appendParts((*[]string)(l), s, "\n") }
 
 // listFlag is a repeatable flag; from the environment it takes a
 // comma-separated list.
@@ -328,8 +321,11 @@ type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
 
-func (l *listFlag) Set(s string) error {
-	for part := range strings.SplitSeq(s, ",") {
+func (l *listFlag) Set(s string) error { return appendParts((*[]string)(l), s, ",") }
+
+// appendParts appends the non-empty, trimmed parts of s split at sep.
+func appendParts(l *[]string, s, sep string) error {
+	for part := range strings.SplitSeq(s, sep) {
 		if part = strings.TrimSpace(part); part != "" {
 			*l = append(*l, part)
 		}

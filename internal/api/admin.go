@@ -54,11 +54,8 @@ func (a *API) pause(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, http.StatusBadRequest, "retry_after_seconds and drain_seconds must be between 0 and 3600")
 		return
 	}
-	retryAfter := time.Duration(body.RetryAfter * float64(time.Second))
-	if retryAfter == 0 {
-		retryAfter = 5 * time.Second
-	}
-	a.cfg.Control.Pause(retryAfter, body.Reason)
+	// 0 leaves the default to the proxy.
+	a.cfg.Control.Pause(time.Duration(body.RetryAfter*float64(time.Second)), body.Reason)
 	if body.Drain > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Duration(body.Drain*float64(time.Second)))
 		err := a.cfg.Control.Drain(ctx)
