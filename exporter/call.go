@@ -41,9 +41,11 @@ type Call struct {
 	// FirstToken is when the first event of a streamed answer arrived.
 	FirstToken time.Time
 
-	// Valid and Problem are the fidelity check's verdict on the IDs.
+	// Valid and Problem are the fidelity check's verdict on the IDs, Checks
+	// the checks it ran (tokenids.Verdict.Checks).
 	Valid   bool
 	Problem string
+	Checks  []string
 
 	// Parent is the agent's span when it sent a traceparent header; the
 	// call's span then joins the agent's trace.
@@ -53,7 +55,7 @@ type Call struct {
 	PolicyVersion    string // the policy version when the call was sent
 	PolicyVersionEnd string // ... and when it finished, if different
 
-	// Filled from the stored span when read back.
+	// Set by RecordCall, and from the stored span when read back.
 	TraceID trace.TraceID
 	SpanID  trace.SpanID
 	// InputMessages and OutputMessages are the captured content (JSON), or

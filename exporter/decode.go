@@ -182,6 +182,9 @@ func CallFromSpan(sp *tracepb.Span) *Call {
 	if ttft, ok := a.float(AttrTimeToFirst); ok {
 		c.FirstToken = c.Start.Add(time.Duration(ttft * float64(time.Second)))
 	}
+	if a[AttrTokenIDsChecks] != nil {
+		c.Checks = a.strs(AttrTokenIDsChecks) // nil: recorded before checks were
+	}
 	if in := a.str(AttrInputMessages); in != "" {
 		c.InputMessages = []byte(in)
 	}

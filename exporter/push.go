@@ -97,15 +97,25 @@ func NewPusher(st *store.Store, cfg PushConfig) (*Pusher, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := fnv.New64a()
-	h.Write([]byte(cfg.Endpoint))
-	return &Pusher{
+	p := &Pusher{
 		cfg: cfg, store: st, sender: snd, log: cfg.Logger,
-		// One position per endpoint: pointing tokentap at a new collector
-		// ships it everything still retained.
-		name:  "otlp-" + strconv.FormatUint(h.Sum64(), 16),
+		name:  PositionName(cfg.Endpoint),
 		state: PushState{Endpoint: RedactURL(cfg.Endpoint)},
-	}, nil
+	}
+	if st != nil && !st.Holds(p.name) {
+		p.log.Warn().Str("endpoint", p.state.Endpoint).Msg("OTLP: the store does not hold retention for this endpoint: a collector outage longer than the retention loses spans")
+	}
+	return p, nil
+}
+
+// PositionName is the store position the pusher of endpoint keeps. One
+// position per endpoint: pointing tokentap at a new collector ships it
+// everything still retained. Name it in store.Options.HoldFor so that
+// retention waits for the collector.
+func PositionName(endpoint string) string {
+	h := fnv.New64a()
+	h.Write([]byte(endpoint))
+	return "otlp-" + strconv.FormatUint(h.Sum64(), 16)
 }
 
 // RedactURL hides the password of a URL's userinfo (collectors behind basic

@@ -144,6 +144,74 @@ func TestPushRefusedSpans(t *testing.T) {
 	}
 }
 
+// A collector that refuses everything (503) for longer than the retention
+// window costs no span: retention waits for the outbox's position, so every
+// record arrives once the collector takes data again, and only then do the
+// records past retention go.
+func TestOutageLongerThanRetention(t *testing.T) {
+	dst, dstStore := receiverServer(t)
+	target, _ := url.Parse(dst.URL)
+	forward := httputil.NewSingleHostReverseProxy(target)
+	var refusing atomic.Bool
+	refusing.Store(true)
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refusing.Load() {
+			io.Copy(io.Discard, r.Body)
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		forward.ServeHTTP(w, r)
+	}))
+	defer collector.Close()
+	src, err := store.Open(context.Background(), store.Options{
+		InMemory: true, Retention: 2 * time.Second, HoldFor: []string{PositionName(collector.URL)}, Logger: zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	recordCalls(t, NewRecorder(src, true, "test"), rollout.Key{RolloutID: "r", AttemptID: "0"}, 10)
+
+	p, err := NewPusher(src, PushConfig{Endpoint: collector.URL, MaxBatchSpans: 4, RetryBase: 100 * time.Millisecond, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	// Down for twice the retention; the store sweeps every second meanwhile.
+	time.Sleep(4500 * time.Millisecond)
+	if st := src.Stats(); st.HeldRecords != 10 || st.HeldOldestAge < 2 {
+		t.Errorf("while the collector is down: held %d, oldest %.1fs", st.HeldRecords, st.HeldOldestAge)
+	}
+	refusing.Store(false)
+	deadline := time.Now().Add(30 * time.Second)
+	for p.State(context.Background()).Position < 10 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	got, _ := dstStore.Records(context.Background(), "r", "0")
+	if len(got) != 10 {
+		t.Fatalf("the collector got %d of 10 records (state %+v)", len(got), p.State(context.Background()))
+	}
+	// Shipped, past retention: the next sweeps delete them.
+	for src.Stats().HeldRecords > 0 || len(mustScan(t, src)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("shipped records past retention never deleted: %d left, held %d", len(mustScan(t, src)), src.Stats().HeldRecords)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func mustScan(t *testing.T, st *store.Store) []store.Record {
+	t.Helper()
+	recs, _, err := st.Scan(context.Background(), 0, 1000, 1<<30, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
 func TestParseHeaders(t *testing.T) {
 	h, err := ParseHeaders([]string{"Authorization=Bearer a=b", "x-team=rl"})
 	if err != nil || h["Authorization"] != "Bearer a=b" || h["x-team"] != "rl" {

@@ -85,6 +85,8 @@ func (r *Recorder) RecordCall(ctx context.Context, c *Call) error {
 		span.SetStatus(codes.Error, validUTF8(c.Error))
 	}
 	span.End(trace.WithTimestamp(c.End))
+	sc := span.SpanContext()
+	c.TraceID, c.SpanID = sc.TraceID(), sc.SpanID()
 	return r.commit(ctx, span, callArrays(c), c.Key, c.Seq, store.KindCall, c.End)
 }
 
@@ -160,6 +162,9 @@ func callAttributes(c *Call, capture bool) []attribute.KeyValue {
 	)
 	if c.Problem != "" {
 		attrs = append(attrs, text(AttrTokenIDsProblem, c.Problem))
+	}
+	if len(c.Checks) > 0 {
+		attrs = append(attrs, attribute.StringSlice(AttrTokenIDsChecks, c.Checks))
 	}
 	if c.ErrorType != "" {
 		attrs = append(attrs, text(AttrErrorType, c.ErrorType))

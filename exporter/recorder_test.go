@@ -54,6 +54,7 @@ func sampleCall() *Call {
 		Status: StatusOK, HTTPStatus: 200,
 		Start: start, End: start.Add(1500 * time.Millisecond),
 		Valid:    true,
+		Checks:   []string{"ids_present", "choice_count", "logprob_count", "prompt_count", "completion_count"},
 		Upstream: "vllm-1:8000", PolicyVersion: "step-3", PolicyVersionEnd: "step-4",
 	}
 }
@@ -132,6 +133,9 @@ func TestRecordCallSpan(t *testing.T) {
 	if !a.bool(AttrTokenIDsValid) || !a.bool(AttrStream) || !reflect.DeepEqual(a.strs(AttrFinishReasons), []string{"stop", "length", "stop", "stop"}) {
 		t.Error("valid/stream/finish reasons wrong")
 	}
+	if got := a.strs(AttrTokenIDsChecks); !reflect.DeepEqual(got, call.Checks) || a[AttrTokenIDsChecks].GetArrayValue() == nil {
+		t.Errorf("%s = %v, want the string array %v", AttrTokenIDsChecks, got, call.Checks)
+	}
 	var choices, prompts int
 	for _, ev := range sp.Events {
 		switch ev.Name {
@@ -166,7 +170,7 @@ func TestRecordFailedCall(t *testing.T) {
 	call := sampleCall()
 	call.Status, call.HTTPStatus, call.Error, call.ErrorType = StatusError, 502, "upstream unreachable: connection refused", "connection_error"
 	call.Response = tokenids.Result{}
-	call.Valid, call.Problem = false, "no prompt_token_ids"
+	call.Valid, call.Problem, call.Checks = false, "no prompt_token_ids", nil
 	if err := rec.RecordCall(context.Background(), call); err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +186,9 @@ func TestRecordFailedCall(t *testing.T) {
 		t.Errorf("attributes = %v", sp.Attributes)
 	}
 	got := CallFromSpan(sp)
+	if a[AttrTokenIDsChecks] != nil || got.Checks != nil {
+		t.Error("a call without checks must carry no checks attribute, and read back as unknown (nil)")
+	}
 	if got.Status != StatusError || got.HTTPStatus != 502 || got.Error != call.Error || got.Valid {
 		t.Errorf("read back %+v", got)
 	}

@@ -48,6 +48,7 @@ const (
 	AttrCallStatus      = "tokentap.call.status"
 	AttrTokenIDsValid   = "tokentap.token_ids.valid"
 	AttrTokenIDsProblem = "tokentap.token_ids.problem"
+	AttrTokenIDsChecks  = "tokentap.token_ids.checks"
 
 	// Event gen_ai.choice, one per choice.
 	EventChoice           = "gen_ai.choice"

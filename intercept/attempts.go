@@ -26,6 +26,7 @@ type attempts struct {
 
 type attemptState struct {
 	inflight   int
+	since      time.Time // when inflight last rose from 0, for "latest"
 	completing bool
 	drained    chan struct{} // closed when inflight drops to 0 while completing
 }
@@ -47,8 +48,25 @@ func (a *attempts) begin(ctx context.Context, rec *exporter.Recorder, key rollou
 		st = &attemptState{}
 		a.m[key] = st
 	}
+	if st.inflight == 0 {
+		st.since = time.Now()
+	}
 	st.inflight++
 	return nil
+}
+
+// inFlight lists the attempts of rollout rid with calls or rewards in
+// flight. It walks every attempt in flight: a few thousand at most.
+func (a *attempts) inFlight(rid string) []rollout.AttemptInFlight {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []rollout.AttemptInFlight
+	for key, st := range a.m {
+		if key.RolloutID == rid && st.inflight > 0 {
+			out = append(out, rollout.AttemptInFlight{RolloutID: rid, AttemptID: key.AttemptID, Count: st.inflight, Since: st.since})
+		}
+	}
+	return out
 }
 
 func (a *attempts) end(key rollout.Key) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -44,10 +45,16 @@ type exchange struct {
 	firstEvent time.Time
 	// malformed is set when the upstream's answer could not be read.
 	malformed bool
-	// upstreamBroke is set when the upstream dropped the connection in the
-	// middle of an answer.
-	upstreamBroke bool
-	w             *responseWriter
+	// cutClient is set when the agent's connection must be cut rather than
+	// the answer ended as if whole: the upstream dropped its connection in
+	// the middle of an answer, or a call whose answer had begun could not be
+	// recorded.
+	cutClient bool
+	// upstreamBody is the upstream's answer body once there is one, so
+	// that an exchange cut short by a panic still closes it (and so
+	// releases its replica).
+	upstreamBody io.Closer
+	w            *responseWriter
 
 	once      sync.Once
 	finished  bool
@@ -69,6 +76,16 @@ func (ex *exchange) isFinished() bool {
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
 	return ex.finished
+}
+
+// noteUnread marks the call's IDs as missing where part of the answer was
+// too large to read (it is handed on, not read).
+func (ex *exchange) noteUnread(problem string) {
+	ex.mu.Lock()
+	if ex.problem == "" {
+		ex.problem = problem
+	}
+	ex.mu.Unlock()
 }
 
 // noteProblem keeps the first extraction problem of the call.
@@ -98,50 +115,128 @@ func (ex *exchange) finish(status exporter.Status, httpStatus int, errType, msg 
 			ex.p.attempts.end(ex.key)
 			ex.p.inflight.done()
 		}()
-
-		c := &exporter.Call{
-			Key: ex.key, Seq: ex.seq, Path: ex.path,
-			Request: ex.req, Status: status, HTTPStatus: httpStatus,
-			ErrorType: errType, Error: msg,
-			Start: ex.start, End: time.Now(), FirstToken: ex.firstEvent, Parent: ex.parent,
-			PolicyVersion: ex.policy,
-		}
-		if ex.replica != nil {
-			c.Upstream = ex.replica.Name()
-		}
-		if end := ex.p.PolicyVersion(); end != ex.policy {
-			// A long call straddled a weight update: keep both.
-			c.PolicyVersionEnd = end
-		}
-		if res != nil {
-			c.Response = *res
-		}
-		valid, checked := tokenids.Check(&ex.req, &c.Response)
-		switch {
-		case status != exporter.StatusOK:
-			valid = false
-			checked = joinProblems("call "+string(status), problem, checked)
-		case problem != "":
-			valid = false
-			checked = joinProblems(problem, checked)
-		}
-		c.Valid, c.Problem = valid, checked
-
-		// The client may be gone (that is what a cancelled call is): the
-		// record is written regardless.
-		ex.recordErr = ex.p.cfg.Recorder.RecordCall(context.WithoutCancel(ex.ctx), c)
+		c := ex.recordCall(status, httpStatus, errType, msg, problem, res)
 		if o := ex.p.cfg.Observer; o != nil {
 			o.ObserveCall(c, ex.recordErr)
 		}
-		ev := ex.p.log.Debug()
-		if ex.recordErr != nil {
-			ev = ex.p.log.Error().Err(ex.recordErr)
-		}
-		ev.Str("rollout_id", ex.key.RolloutID).Str("attempt_id", ex.key.AttemptID).Uint64("seq", ex.seq).
-			Str("status", string(status)).Int("http_status", httpStatus).Bool("token_ids_valid", valid).
-			Dur("duration", c.End.Sub(c.Start)).Msg("call recorded")
+		ex.logCall(c)
 	})
 	return ex.recordErr
+}
+
+// logCall writes the call's access log line: at info with
+// Config.AccessLog, at debug otherwise, at error when it was not recorded.
+// Never content, never credentials.
+func (ex *exchange) logCall(c *exporter.Call) {
+	log := ex.p.log
+	ev := log.Debug()
+	switch {
+	case ex.recordErr != nil:
+		ev = log.Error().Err(ex.recordErr)
+	case ex.p.cfg.AccessLog:
+		ev = log.Info()
+	}
+	if ev == nil {
+		return
+	}
+	in, out := int64(len(c.Response.PromptTokenIDs)), int64(0)
+	for _, ch := range c.Response.Choices {
+		out += int64(len(ch.TokenIDs))
+	}
+	if u := c.Response.Usage; u != nil {
+		in, out = u.PromptTokens, u.CompletionTokens
+	}
+	ev = ev.Str("rollout_id", c.Key.RolloutID).Str("attempt_id", c.Key.AttemptID).Uint64("seq", c.Seq).
+		Str("dialect", dialectOf(c.Request.Endpoint)).Str("model", c.Request.Model).
+		Str("status", string(c.Status)).Int("http_status", c.HTTPStatus).
+		Int64("tokens_in", in).Int64("tokens_out", out).Bool("token_ids_valid", c.Valid).
+		Dur("duration_ms", c.End.Sub(c.Start)).Str("upstream", c.Upstream)
+	if c.TraceID.IsValid() {
+		ev = ev.Str("trace_id", c.TraceID.String())
+	}
+	if c.ErrorType != "" {
+		ev = ev.Str("error_type", c.ErrorType)
+	}
+	ev.Msg("call")
+}
+
+// dialectOf names the API a traced call spoke.
+func dialectOf(ep tokenids.Endpoint) string {
+	switch ep {
+	case tokenids.Chat:
+		return "openai.chat"
+	case tokenids.Completions:
+		return "openai.completions"
+	}
+	return ""
+}
+
+// recordCall builds the call's record and commits it, setting recordErr.
+// Should building or encoding it panic (a bug), a bare record of the call
+// (an internal error) is committed instead, so the call is never lost, and
+// the panic goes on to fail the request.
+func (ex *exchange) recordCall(status exporter.Status, httpStatus int, errType, msg, problem string, res *tokenids.Result) (c *exporter.Call) {
+	// The client may be gone (that is what a cancelled call is): the record
+	// is written regardless.
+	ctx := context.WithoutCancel(ex.ctx)
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		ex.p.log.Error().Str("panic", fmt.Sprint(v)).Bytes("stack", debug.Stack()).
+			Str("rollout_id", ex.key.RolloutID).Uint64("seq", ex.seq).Msg("building a call record panicked")
+		c = ex.bareCall(exporter.StatusError, http.StatusInternalServerError, "internal_error", "tokentap hit an internal error recording this call")
+		c.Valid, c.Problem = false, "call error: internal error while recording"
+		ex.recordErr = ex.p.cfg.Recorder.RecordCall(ctx, c)
+		panic(recordedPanic{v})
+	}()
+	c = ex.bareCall(status, httpStatus, errType, msg)
+	ex.p.stage(stageRecord)
+	c.Request = ex.req
+	if res != nil {
+		c.Response = *res
+	}
+	valid, checked := tokenids.Check(&ex.req, &c.Response)
+	switch {
+	case status != exporter.StatusOK:
+		valid = false
+		checked = joinProblems("call "+string(status), problem, checked)
+	case problem != "":
+		valid = false
+		checked = joinProblems(problem, checked)
+	}
+	c.Valid, c.Problem = valid, checked
+	ex.recordErr = ex.p.cfg.Recorder.RecordCall(ctx, c)
+	return c
+}
+
+// bareCall is the part of a call's record that needs nothing read from the
+// answer.
+func (ex *exchange) bareCall(status exporter.Status, httpStatus int, errType, msg string) *exporter.Call {
+	c := &exporter.Call{
+		Key: ex.key, Seq: ex.seq, Path: ex.path,
+		Request: tokenids.Request{Endpoint: ex.endpoint, Model: ex.req.Model, Stream: ex.req.Stream, N: 1, Prompts: 1},
+		Status:  status, HTTPStatus: httpStatus, ErrorType: errType, Error: msg,
+		Start: ex.start, End: time.Now(), FirstToken: ex.firstEvent, Parent: ex.parent,
+		PolicyVersion: ex.policy,
+	}
+	if ex.replica != nil {
+		c.Upstream = ex.replica.Name()
+	}
+	if end := ex.p.PolicyVersion(); end != ex.policy {
+		// A long call straddled a weight update: keep both.
+		c.PolicyVersionEnd = end
+	}
+	return c
+}
+
+// closeUpstream closes the upstream's answer, if any, of an exchange that
+// ends abnormally.
+func (ex *exchange) closeUpstream() {
+	if ex.upstreamBody != nil {
+		ex.upstreamBody.Close()
+	}
 }
 
 func joinProblems(parts ...string) string {
@@ -164,28 +259,30 @@ func (ex *exchange) fail(r *http.Request, status int, errType, msg string) *http
 	return errorResponse(r, status, msg)
 }
 
-// readBody reads an answer whole; a client that went away while it was
-// read makes the call cancelled.
+// readBody reads an answer whole. An answer past the bound gives
+// errAnswerTooLarge with what was read, and its body left open.
 func (ex *exchange) readBody(resp *http.Response) ([]byte, error) {
-	defer resp.Body.Close()
+	limit := ex.p.maxResponse()
 	var buf []byte
-	if resp.ContentLength > 0 && resp.ContentLength <= maxResponse {
+	if resp.ContentLength > 0 && resp.ContentLength <= limit {
 		buf = make([]byte, 0, resp.ContentLength)
 	}
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
-		n, err := resp.Body.Read(buf[len(buf):cap(buf)])
+		n, err := resp.Body.Read(buf[len(buf):min(cap(buf), int(limit)+1)])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
+			resp.Body.Close()
 			return buf, nil
 		}
 		if err != nil {
+			resp.Body.Close()
 			return buf, err
 		}
-		if len(buf) > maxResponse {
-			return buf, fmt.Errorf("answer is over %d bytes", maxResponse)
+		if int64(len(buf)) > limit {
+			return buf, errAnswerTooLarge
 		}
 	}
 }
@@ -194,6 +291,10 @@ func (ex *exchange) readBody(resp *http.Response) ([]byte, error) {
 // the call with its status.
 func (ex *exchange) upstreamError(resp *http.Response) *http.Response {
 	body, err := ex.readBody(resp)
+	if errors.Is(err, errAnswerTooLarge) {
+		resp.Body.Close()
+		err = fmt.Errorf("error answer over %d bytes", ex.p.maxResponse())
+	}
 	if err != nil {
 		return ex.readFailed(resp, err)
 	}
@@ -213,6 +314,14 @@ func (ex *exchange) upstreamError(resp *http.Response) *http.Response {
 // tokentap injected, and commits the call before the agent gets any of it.
 func (ex *exchange) jsonAnswer(resp *http.Response) *http.Response {
 	body, err := ex.readBody(resp)
+	if errors.Is(err, errAnswerTooLarge) {
+		// Handed on as it arrives rather than refused: the agent still
+		// gets its answer, the record its IDs marked missing.
+		resp.Body = newLargeJSONBody(ex, body, resp.Body)
+		resp.ContentLength = -1
+		resp.Header.Del("Content-Length")
+		return resp
+	}
 	if err != nil {
 		return ex.readFailed(resp, err)
 	}

@@ -65,25 +65,62 @@ type Config struct {
 	BodyTimeout time.Duration
 	// Force sets request fields on every traced call (--force-param).
 	Force []tokenids.Param
+	// RetryAfterWrite lets a call whose connection failed after its
+	// request was written go to another replica (--retry-after-write):
+	// it may resend a generation.
+	RetryAfterWrite bool
 	// Observer, when set, learns of every recorded call and refused request.
 	Observer Observer
 	Logger   zerolog.Logger
+	// AccessLog logs one line per traced call at info (otherwise at
+	// debug): its key, model, outcome, token counts, duration and trace
+	// id, never its content or credentials.
+	AccessLog bool
+
+	// stageHook, when set, runs at each named stage of a traced exchange
+	// (the stage* constants): the seam through which tests make a stage
+	// panic, to check that every exit of an exchange records its call.
+	stageHook func(stage string)
+	// maxResponse and maxEvent override the read bounds (tests).
+	maxResponse int64
+	maxEvent    int
+}
+
+// The stages of a traced exchange that Config.stageHook sees.
+const (
+	stageRequest  = "request"  // the request hook, after the call is counted in
+	stageForward  = "forward"  // the round trip, before a replica is chosen
+	stageResponse = "response" // the response hook, before the answer is read
+	stageEvent    = "event"    // each data event of a streamed answer
+	stageRecord   = "record"   // building the call's record
+)
+
+// stage runs the test seam of Config.stageHook.
+func (p *Proxy) stage(name string) {
+	if p.cfg.stageHook != nil {
+		p.cfg.stageHook(name)
+	}
 }
 
 // Observer is told what the proxy did (for metrics).
 type Observer interface {
 	ObserveCall(c *exporter.Call, recordErr error)
 	ObserveRefused(reason string)
-	// ObserveRetry: a call could not connect to this replica and went to
-	// another.
-	ObserveRetry(upstream string)
+	// ObserveRetry: a call failed on this replica and went to another;
+	// kind is RetryNotSent or RetryAfterWrite.
+	ObserveRetry(upstream, kind string)
 }
 
-// maxResponse bounds a non-streaming answer tokentap reads whole.
-const maxResponse = 256 << 20
+// Bounds of what tokentap reads whole: a non-streaming answer, one SSE
+// event. Past them the answer is handed on in pieces, stripped, its IDs
+// not read (see oversized.go).
+const (
+	defaultMaxResponse = 256 << 20
+	defaultMaxEvent    = 16 << 20
+)
 
-// maxEvent bounds one SSE event; past it the stream is passed on untouched.
-const maxEvent = 16 << 20
+func (p *Proxy) maxResponse() int64 { return cmp.Or(p.cfg.maxResponse, defaultMaxResponse) }
+func (p *Proxy) maxEvent() int      { return cmp.Or(p.cfg.maxEvent, defaultMaxEvent) }
 
 // Proxy is the agent-facing handler.
 type Proxy struct {
@@ -192,22 +229,43 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // recoverPanic is the last resort: a bug must cost one request, not the
-// process. The client gets a 500 (if nothing was sent yet), the log the
-// panic, never the request's headers or body.
+// process. A traced call is still recorded (an error, status 500) and
+// leaves the books; the client gets a 500 when nothing was sent yet, and a
+// cut connection otherwise, never an answer that looks whole. The log gets
+// the panic, never the request's headers or body.
 func (p *Proxy) recoverPanic(rw *responseWriter, r *http.Request) {
 	v := recover()
-	if v == nil || v == http.ErrAbortHandler {
-		if v != nil {
-			panic(v) // net/http's way to drop a connection, on purpose
-		}
+	if v == nil {
 		return
 	}
-	p.log.Error().Str("panic", fmt.Sprint(v)).Str("method", r.Method).Str("path", r.URL.Path).
-		Bytes("stack", debug.Stack()).Msg("request handler panicked")
-	if rw.status == 0 {
-		httperr.Write(rw, http.StatusInternalServerError, "tokentap hit an internal error handling this request")
+	ex := rw.ex
+	if v == http.ErrAbortHandler {
+		// net/http's way to drop a connection, on purpose (tokentap's own
+		// after an upstream broke, or a library's): the call is recorded.
+		if ex != nil {
+			ex.finish(exporter.StatusError, http.StatusInternalServerError, "internal_error", "the connection was aborted", nil)
+		}
+		panic(v)
 	}
+	if _, logged := v.(recordedPanic); !logged {
+		p.log.Error().Str("panic", fmt.Sprint(v)).Str("method", r.Method).Str("path", r.URL.Path).
+			Bytes("stack", debug.Stack()).Msg("request handler panicked")
+	}
+	if ex != nil {
+		ex.closeUpstream()
+		ex.finish(exporter.StatusError, http.StatusInternalServerError, "internal_error", "tokentap hit an internal error handling this call", nil)
+	}
+	if rw.status != 0 {
+		panic(http.ErrAbortHandler)
+	}
+	httperr.Write(rw, http.StatusInternalServerError, "tokentap hit an internal error handling this request")
 }
+
+// recordedPanic is a panic that was logged (and its call recorded) where it
+// happened, passed on so that the request still fails.
+type recordedPanic struct{ v any }
+
+func (r recordedPanic) String() string { return fmt.Sprint(r.v) }
 
 func (p *Proxy) serve(rw *responseWriter, r *http.Request) {
 	w := http.ResponseWriter(rw)
@@ -248,9 +306,10 @@ func (p *Proxy) serve(rw *responseWriter, r *http.Request) {
 	p.gp.ServeHTTP(rw, r.WithContext(ctx))
 	// Whatever happened on the way, a traced call is recorded.
 	ex.finish(exporter.StatusError, rw.status, "proxy_error", "the exchange ended without an answer from the upstream", nil)
-	if ex.upstreamBroke {
-		// The upstream dropped the connection mid-answer: so does tokentap,
-		// rather than end the answer as if it were whole.
+	if ex.cutClient {
+		// The answer is not whole (the upstream dropped it mid-way, or it
+		// could not be recorded): tokentap drops the connection rather
+		// than end the answer as if it were.
 		panic(http.ErrAbortHandler)
 	}
 }
@@ -299,6 +358,7 @@ func (p *Proxy) onRequest(r *http.Request, pctx *goproxy.ProxyCtx) (*http.Reques
 		return r, errorResponse(r, http.StatusForbidden, "tokentap forwards to its upstreams only")
 	}
 	pctx.RoundTripper = p.forwarder
+	stripRequestHopByHop(r.Header) // here: goproxy drops Connection before forward
 	key, rest, prefixed, err := rollout.ParsePath(r.URL.Path)
 	if err != nil {
 		return r, errorResponse(r, http.StatusBadRequest, err.Error())
@@ -355,6 +415,7 @@ func (p *Proxy) onRequest(r *http.Request, pctx *goproxy.ProxyCtx) (*http.Reques
 		return r, errorResponse(r, http.StatusServiceUnavailable, "tokentap could not allocate a sequence id: "+err.Error())
 	}
 	ex.begin(key, seq, ep, path, parentOf(r))
+	p.stage(stageRequest)
 	if resp := p.prepareBody(r, ex); resp != nil {
 		return r, resp
 	}
@@ -440,7 +501,12 @@ func (p *Proxy) onResponse(resp *http.Response, pctx *goproxy.ProxyCtx) *http.Re
 	if ex == nil || !ex.traced() || ex.isFinished() {
 		return resp // untraced, or an answer tokentap made itself
 	}
+	ex.upstreamBody = resp.Body
+	p.stage(stageResponse)
 	ex.status = resp.StatusCode
+	if out := decodeAnswer(ex, resp); out != nil {
+		return out // an encoding tokentap cannot read: recorded, passed on
+	}
 	switch {
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		return ex.upstreamError(resp)

@@ -53,6 +53,12 @@ type rigOptions struct {
 	moreUpstreams   []upstream.Spec // replicas besides the simulator
 	routing         upstream.Routing
 	force           []tokenids.Param
+	stageHook       func(stage string)
+	beforeCommit    func() error // the store's commit seam
+	maxResponse     int64        // read bounds, when not the defaults
+	maxEvent        int
+	logger          *zerolog.Logger
+	accessLog       bool
 }
 
 func newRig(t *testing.T, o rigOptions) *rig {
@@ -66,7 +72,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	}
 	sim := httptest.NewServer(simHandler)
 	t.Cleanup(sim.Close)
-	st, err := store.Open(context.Background(), store.Options{InMemory: true, Logger: zerolog.Nop()})
+	st, err := store.Open(context.Background(), store.Options{InMemory: true, Logger: zerolog.Nop(), BeforeCommit: o.beforeCommit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,8 +87,12 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		t.Fatal(err)
 	}
 	rec := exporter.NewRecorder(st, true, "test")
-	p, err := New(Config{Upstreams: set, Force: o.force, Recorder: rec, Logprobs: o.logprobs, RequireRollout: o.requireRollout, MaxBody: o.maxBody,
-		UpstreamTimeout: o.upstreamTimeout, BodyTimeout: o.bodyTimeout, UpstreamAPIKey: o.upstreamAPIKey, Observer: o.observer, Logger: zerolog.Nop()})
+	logger := zerolog.Nop()
+	if o.logger != nil {
+		logger = *o.logger
+	}
+	p, err := New(Config{AccessLog: o.accessLog, Upstreams: set, Force: o.force, Recorder: rec, Logprobs: o.logprobs, RequireRollout: o.requireRollout, MaxBody: o.maxBody,
+		UpstreamTimeout: o.upstreamTimeout, BodyTimeout: o.bodyTimeout, UpstreamAPIKey: o.upstreamAPIKey, Observer: o.observer, Logger: logger, stageHook: o.stageHook, maxResponse: o.maxResponse, maxEvent: o.maxEvent})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,9 @@
 package intercept
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -25,17 +27,20 @@ type sseBody struct {
 	events   *tokenids.EventReader
 	stream   *tokenids.Stream
 	out      []byte // scratch for rewritten events
+	readBuf  []byte // for the pieces of an oversized event
 	batch    []byte // the events gathered for one write
 	pending  []byte // for Read: bytes of the current event not yet read
-	raw      bool   // an event was too large: pass the rest through untouched
-	err      error  // the error that ended the stream, io.EOF when clean
+	// big is the event being handed on in pieces because it is over the
+	// event bound; nil between events.
+	big *oversizedEvent
+	err error // the error that ended the stream, io.EOF when clean
 }
 
 func newSSEBody(ex *exchange, upstream io.ReadCloser) *sseBody {
 	return &sseBody{
 		ex:       ex,
 		upstream: upstream,
-		events:   tokenids.NewEventReader(upstream, maxEvent),
+		events:   tokenids.NewEventReader(upstream, ex.p.maxEvent()),
 		stream:   tokenids.NewStream(&ex.req, ex.req.Strip()),
 	}
 }
@@ -46,7 +51,7 @@ func (b *sseBody) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
 		chunk, err := b.next()
-		if err == nil && !b.raw {
+		if err == nil && b.big == nil {
 			// Gather what is already here; never wait for more.
 			b.batch = append(b.batch[:0], chunk...)
 			for b.err == nil {
@@ -109,20 +114,48 @@ func (b *sseBody) next() ([]byte, error) {
 	if b.err != nil {
 		return nil, b.err
 	}
-	if b.raw {
-		return b.passThrough()
+	if b.big != nil {
+		return b.oversized()
 	}
 	ev, err := b.events.Next()
 	switch {
 	case err == nil:
 		return b.event(ev)
 	case errors.Is(err, tokenids.ErrEventTooLarge):
-		b.ex.noteProblem(err)
-		b.raw = true
-		return b.events.Rest(), nil
+		b.ex.noteUnread(fmt.Sprintf("an event of the stream is over %d bytes: its token IDs were not read", b.ex.p.maxEvent()))
+		b.big = &oversizedEvent{strip: tokenids.NewStreamStripper(b.ex.req.Strip())}
+		return b.feedOversized(b.events.Rest()), nil
 	default:
 		return b.end(b.events.Rest(), err)
 	}
+}
+
+// oversized hands on the next piece of an event over the bound.
+func (b *sseBody) oversized() ([]byte, error) {
+	if cap(b.readBuf) == 0 {
+		b.readBuf = make([]byte, 32<<10)
+	}
+	n, err := b.upstream.Read(b.readBuf)
+	out := b.feedOversized(b.readBuf[:n])
+	if err != nil && b.big != nil {
+		return b.end(out, err)
+	}
+	// An error that came with the event's last bytes is met again by the
+	// reader of the events that follow it.
+	return out, nil
+}
+
+// feedOversized strips a piece of an oversized event; once the event ends,
+// what follows it is read as events again.
+func (b *sseBody) feedOversized(in []byte) []byte {
+	out, rest, ended := b.big.feed(b.out[:0], in)
+	b.out = out
+	if ended {
+		b.big = nil
+		follows := io.MultiReader(bytes.NewReader(bytes.Clone(rest)), b.upstream)
+		b.events = tokenids.NewEventReader(follows, b.ex.p.maxEvent())
+	}
+	return out
 }
 
 func (b *sseBody) event(ev tokenids.Event) ([]byte, error) {
@@ -132,15 +165,13 @@ func (b *sseBody) event(ev tokenids.Event) ([]byte, error) {
 	if tokenids.IsDone(ev.Data) {
 		b.stream.Event(ev.Data)
 		if err := b.finishStream(); err != nil {
-			// Not recorded: the agent must not take this answer as whole.
-			b.out = append(b.out[:0], "data: "...)
-			b.out = append(b.out, httperr.Body(http.StatusServiceUnavailable, "tokentap could not record this call: "+err.Error())...)
-			b.out = append(b.out, "\n\n"...)
-			b.out = append(b.out, ev.Raw...)
-			return b.out, nil
+			// Not recorded: the agent must not take this answer as whole,
+			// so it gets an error event in place of the terminator.
+			return b.recordFailed(err), nil
 		}
 		return ev.Raw, nil
 	}
+	b.ex.p.stage(stageEvent)
 	if b.stream.Events() == 0 {
 		b.ex.firstEvent = time.Now()
 	}
@@ -162,13 +193,21 @@ func (b *sseBody) event(ev tokenids.Event) ([]byte, error) {
 	return b.out, nil
 }
 
+// recordFailed is the event that ends a stream whose call could not be
+// committed: an OpenAI-shaped error, and no "data: [DONE]".
+func (b *sseBody) recordFailed(err error) []byte {
+	b.out = append(b.out[:0], "data: "...)
+	b.out = append(b.out, httperr.Body(http.StatusServiceUnavailable, "tokentap could not record this call: "+err.Error())...)
+	return append(b.out, "\n\n"...)
+}
+
 // finishStream records a stream that reached its terminator.
 func (b *sseBody) finishStream() error {
 	res := b.result()
 	if e := res.Error; e != nil {
 		return b.ex.finish(exporter.StatusError, http.StatusOK, firstNonEmpty(e.Type, "stream_error"), "error event in the stream: "+e.Message, res)
 	}
-	if b.ex.malformed && !b.raw {
+	if b.ex.malformed {
 		return b.ex.finish(exporter.StatusError, http.StatusOK, "upstream_malformed", "an event of the stream is not valid JSON", res)
 	}
 	return b.ex.finish(exporter.StatusOK, http.StatusOK, "", "", res)
@@ -180,33 +219,16 @@ func (b *sseBody) end(rest []byte, err error) ([]byte, error) {
 	switch {
 	case err == io.EOF && b.stream.Done():
 		// Bytes after [DONE] (none in practice) changed nothing.
-	case err == io.EOF && b.raw:
-		// Past an oversized event nothing was read: record what was, the
-		// noted problem marks the IDs invalid.
-		b.ex.finish(exporter.StatusOK, http.StatusOK, "", "", res)
 	case err == io.EOF:
 		b.ex.finish(exporter.StatusError, http.StatusOK, "stream_incomplete", "the upstream ended the stream without data: [DONE]", res)
 	case b.ex.ctx.Err() != nil:
 		b.ex.finish(exporter.StatusCancelled, http.StatusOK, "cancelled", "the client went away during the stream", res)
 	default:
-		b.ex.upstreamBroke = true
+		b.ex.cutClient = true
 		b.ex.finish(exporter.StatusError, http.StatusOK, "upstream_broken", "the upstream stream broke: "+err.Error(), res)
 	}
 	b.err = err
 	return rest, err
-}
-
-// passThrough forwards what follows an oversized event untouched.
-func (b *sseBody) passThrough() ([]byte, error) {
-	if cap(b.out) < 32<<10 {
-		b.out = make([]byte, 32<<10)
-	}
-	buf := b.out[:cap(b.out)]
-	n, err := b.upstream.Read(buf)
-	if err != nil {
-		return b.end(buf[:n], err)
-	}
-	return buf[:n], nil
 }
 
 // sameBytes reports whether a and b are the same slice of memory.

@@ -95,9 +95,16 @@ func TestMatchRewards(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			calls := make([]Call, len(tt.calls))
+			for i, seq := range tt.calls {
+				calls[i] = Call{Seq: seq, Usable: true}
+			}
 			got := map[uint64]float64{}
-			for seq, r := range MatchRewards(tt.calls, tt.rewards) {
-				got[seq] = r.Value
+			for seq, m := range MatchRewards(calls, tt.rewards) {
+				got[seq] = m.Reward.Value
+				if len(m.Past) != 0 {
+					t.Errorf("call %d: matched past %v with every call usable", seq, m.Past)
+				}
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %v, want %v", got, tt.want)
@@ -116,7 +123,8 @@ func TestTriplets(t *testing.T) {
 	got := Triplets(calls, rewards)
 	one, quarter := 1.0, 0.25
 	want := []Triplet{
-		{Seq: 1, ChoiceIndex: 0, PromptTokenIDs: []int64{9}, ResponseTokenIDs: []int64{8}, Reward: &quarter},
+		// The second reward moved past the failed call 2 to reach call 1.
+		{Seq: 1, ChoiceIndex: 0, PromptTokenIDs: []int64{9}, ResponseTokenIDs: []int64{8}, Reward: &quarter, MatchedPast: []uint64{2}},
 		{Seq: 3, ChoiceIndex: 0, PromptTokenIDs: []int64{1}, ResponseTokenIDs: []int64{2}, ResponseLogprobs: []float64{-0.5}, Reward: &one},
 		{Seq: 3, ChoiceIndex: 1, PromptTokenIDs: []int64{1}, ResponseTokenIDs: []int64{3}, Reward: &one},
 	}

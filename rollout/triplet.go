@@ -1,6 +1,9 @@
 package rollout
 
-import "sort"
+import (
+	"slices"
+	"sort"
+)
 
 // Call is one recorded LLM call as triplet assembly sees it. Only calls that
 // succeeded and whose token IDs passed the fidelity check become triplets and
@@ -38,27 +41,51 @@ type Triplet struct {
 	ResponseTokenIDs []int64
 	ResponseLogprobs []float64
 	Reward           *float64
+	// MatchedPast is the matched reward's Match.Past: the unusable calls
+	// it was moved past to reach this one.
+	MatchedPast      []uint64
 	PolicyVersion    string
 	PolicyVersionEnd string
 }
 
+// Match is where one reward went.
+type Match struct {
+	Reward Reward
+	// Past lists, in sequence order, the unusable calls (cancelled, failed,
+	// or with invalid token IDs) between the matched call and the reward:
+	// the turns the reward would have gone to had they been usable. Nil
+	// when the reward matched the call right before it.
+	Past []uint64
+}
+
 // MatchRewards applies Agent Lightning's rule: taking rewards in sequence
-// order, each goes to the most recent call with a strictly smaller sequence id
-// that has no reward yet. Rewards with no such call are dropped. The result
-// maps a call's sequence id to its reward. calls need not be sorted.
-func MatchRewards(callSeqs []uint64, rewards []Reward) map[uint64]Reward {
-	seqs := append([]uint64(nil), callSeqs...)
-	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+// order, each goes to the most recent usable call with a strictly smaller
+// sequence id that has no reward yet. Rewards with no such call are dropped.
+// The result maps a call's sequence id to its match. Unusable calls take no
+// reward: one the rule moved past is named in the match's Past, because a
+// reward meant for a turn that failed now scores an earlier turn, and a
+// trainer may prefer to drop it. calls need not be sorted.
+func MatchRewards(calls []Call, rewards []Reward) map[uint64]Match {
+	var seqs, unusable []uint64
+	for _, c := range calls {
+		if c.Usable {
+			seqs = append(seqs, c.Seq)
+		} else {
+			unusable = append(unusable, c.Seq)
+		}
+	}
+	slices.Sort(seqs)
+	slices.Sort(unusable)
 	rs := append([]Reward(nil), rewards...)
 	sort.SliceStable(rs, func(i, j int) bool { return rs[i].Seq < rs[j].Seq })
 
-	matched := make(map[uint64]Reward, len(rs))
+	matched := make(map[uint64]Match, len(rs))
 	for _, r := range rs {
 		// Highest call seq below the reward's that is still free.
 		i := sort.Search(len(seqs), func(i int) bool { return seqs[i] >= r.Seq }) - 1
 		for ; i >= 0; i-- {
 			if _, taken := matched[seqs[i]]; !taken {
-				matched[seqs[i]] = r
+				matched[seqs[i]] = Match{Reward: r, Past: between(unusable, seqs[i], r.Seq)}
 				break
 			}
 		}
@@ -66,26 +93,35 @@ func MatchRewards(callSeqs []uint64, rewards []Reward) map[uint64]Reward {
 	return matched
 }
 
+// between returns the ids of sorted strictly between lo and hi, nil if none.
+func between(sorted []uint64, lo, hi uint64) []uint64 {
+	i := sort.Search(len(sorted), func(i int) bool { return sorted[i] > lo })
+	j := sort.Search(len(sorted), func(i int) bool { return sorted[i] >= hi })
+	if i >= j {
+		return nil
+	}
+	return slices.Clone(sorted[i:j])
+}
+
 // Triplets turns a rollout attempt's calls and rewards into training
 // triplets: one per choice of every usable call, in sequence order, each
 // carrying its call's matched reward.
 func Triplets(calls []Call, rewards []Reward) []Triplet {
 	usable := make([]Call, 0, len(calls))
-	seqs := make([]uint64, 0, len(calls))
 	for _, c := range calls {
 		if c.Usable {
 			usable = append(usable, c)
-			seqs = append(seqs, c.Seq)
 		}
 	}
 	sort.Slice(usable, func(i, j int) bool { return usable[i].Seq < usable[j].Seq })
-	matched := MatchRewards(seqs, rewards)
+	matched := MatchRewards(calls, rewards)
 
 	var out []Triplet
 	for _, c := range usable {
 		var reward *float64
-		if r, ok := matched[c.Seq]; ok {
-			v := r.Value
+		m, ok := matched[c.Seq]
+		if ok {
+			v := m.Reward.Value
 			reward = &v
 		}
 		for _, ch := range c.Choices {
@@ -96,6 +132,7 @@ func Triplets(calls []Call, rewards []Reward) []Triplet {
 				ResponseTokenIDs: ch.TokenIDs,
 				ResponseLogprobs: ch.Logprobs,
 				Reward:           reward,
+				MatchedPast:      m.Past,
 				PolicyVersion:    c.PolicyVersion,
 				PolicyVersionEnd: c.PolicyVersionEnd,
 			})

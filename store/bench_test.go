@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,4 +65,56 @@ func BenchmarkAppend(b *testing.B) {
 			b.ReportMetric(float64(st.CommittedRecords)/float64(max(st.Commits, 1)), "records/commit")
 		})
 	}
+}
+
+// BenchmarkNextSequenceFreshRollouts is the start of an RL step: 10,000
+// rollouts nobody has seen make their first call at once, 64 at a time,
+// on a disk store that already holds other rollouts' records. Every first
+// use reads the store for a summary; those reads must run side by side,
+// not queue behind one another. One operation is the whole step.
+func BenchmarkNextSequenceFreshRollouts(b *testing.B) {
+	const rollouts, workers = 10_000, 64
+	dir := b.TempDir()
+	ctx := context.Background()
+	opts := Options{Dir: dir, Retention: time.Hour, Logger: zerolog.Nop()}
+	s, err := Open(ctx, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("s"), 2<<10)
+	for i := range 20_000 {
+		r := &Record{RolloutID: fmt.Sprintf("old-%d", i/4), AttemptID: "0", Seq: uint64(i%4 + 1), Kind: KindCall, Time: time.Now(), Data: data}
+		if err := s.Append(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Reopen: the old rollouts are in tables on disk, not in memory.
+	s.Close()
+	if s, err = Open(ctx, opts); err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	b.ReportAllocs()
+	step := 0
+	for b.Loop() {
+		step++
+		ids := make(chan string, rollouts)
+		for i := range rollouts {
+			ids <- fmt.Sprintf("step%d-rollout%d", step, i)
+		}
+		close(ids)
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for rid := range ids {
+					if seq, err := s.NextSequence(ctx, rid, "0"); err != nil || seq != 1 {
+						b.Errorf("first sequence of %s: %d, %v", rid, seq, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rollouts), "ns/rollout")
 }

@@ -29,6 +29,7 @@ const maxBatch = 256
 // them in one transaction, and answers them all: group commit.
 func (s *Store) committer() {
 	defer s.done.Done()
+	defer close(s.stopped)
 	batch := make([]*writeReq, 0, maxBatch)
 	for {
 		select {
@@ -72,8 +73,10 @@ func (s *Store) commit(batch []*writeReq) {
 		}
 		batch = batch[n:]
 	}
+	took := time.Since(start)
 	s.commits.Add(1)
-	s.commitNanos.Add(uint64(time.Since(start)))
+	s.commitNanos.Add(uint64(took))
+	s.commitHist[commitBucket(took)].Add(1)
 }
 
 // commitTxn commits the longest head of batch that fits in one transaction
@@ -117,6 +120,11 @@ func (s *Store) commitTxn(batch []*writeReq) (n int, errs []error, err error) {
 	if err := txn.Set(metaCursor, c[:]); err != nil {
 		return s.stagingFailed(batch, len(batch), err)
 	}
+	if hook := s.opts.BeforeCommit; hook != nil {
+		if err := hook(); err != nil {
+			return len(batch), errs, fmt.Errorf("commit: %w", err)
+		}
+	}
 	if err := txn.Commit(); err != nil {
 		return len(batch), errs, fmt.Errorf("commit: %w", err)
 	}
@@ -148,6 +156,7 @@ func (s *Store) stagingFailed(batch []*writeReq, i int, err error) (int, []error
 
 // setRecords stages one request's records, assigning cursors after cursor.
 func (s *Store) setRecords(txn *badger.Txn, summaries map[string]*RolloutSummary, recs []*Record, cursor uint64) (uint64, error) {
+	now := time.Now()
 	for _, rec := range recs {
 		cursor++
 		key := recordKey(rec, cursor)
@@ -160,16 +169,17 @@ func (s *Store) setRecords(txn *badger.Txn, summaries map[string]*RolloutSummary
 			for off := maxPart; off < len(value); off += maxPart {
 				part := value[off:min(off+maxPart, len(value))]
 				parts++
-				if err := txn.SetEntry(s.entry(partKey(cursor, uint32(parts)), part)); err != nil {
+				if err := txn.SetEntry(s.recordEntry(partKey(cursor, uint32(parts)), part)); err != nil {
 					return cursor, err
 				}
 			}
 		}
-		if err := txn.SetEntry(s.entry(key, head)); err != nil {
+		if err := txn.SetEntry(s.recordEntry(key, head)); err != nil {
 			return cursor, err
 		}
-		// The cursor index also says how many parts follow.
-		if err := txn.SetEntry(s.entry(cursorKey(cursor), appendParts(key, parts))); err != nil {
+		// The cursor index also says when the record was committed (the
+		// sweep expires records in cursor order) and how many parts follow.
+		if err := txn.SetEntry(s.recordEntry(cursorKey(cursor), indexValue(now, key, parts))); err != nil {
 			return cursor, err
 		}
 		sum, err := s.summaryIn(txn, summaries, rec.RolloutID)
@@ -259,12 +269,11 @@ func (r *RolloutSummary) clone() *RolloutSummary {
 // just committed.
 func (s *Store) publish(summaries map[string]*RolloutSummary) {
 	for rid, sum := range summaries {
-		s.rolloutsMu.Lock()
-		st := s.rollouts[rid]
-		s.rolloutsMu.Unlock()
-		if st == nil {
+		v, ok := s.rollouts.Load(rid)
+		if !ok {
 			continue // loaded from the summary on first use
 		}
+		st := v.(*rolloutState)
 		st.mu.Lock()
 		st.persisted = max(st.persisted, sum.LastSeq)
 		st.allocated = max(st.allocated, sum.LastSeq)
@@ -277,6 +286,9 @@ func (s *Store) publish(summaries map[string]*RolloutSummary) {
 	}
 }
 
+// entry is a key that expires with Retention: rollout summaries. A rollout
+// whose records are held past retention may lose its summary; its sequence
+// counter then comes from the records themselves (loadRollout).
 func (s *Store) entry(key, value []byte) *badger.Entry {
 	e := badger.NewEntry(key, value)
 	if s.opts.Retention > 0 {
@@ -322,14 +334,6 @@ func partKey(cursor uint64, part uint32) []byte {
 }
 
 func rolloutKey(rid string) []byte { return append([]byte{prefixRollout}, rid...) }
-
-// appendParts suffixes a record key with its part count for the cursor
-// index.
-func appendParts(key []byte, parts int) []byte {
-	v := make([]byte, 0, len(key)+4)
-	v = append(v, key...)
-	return binary.BigEndian.AppendUint32(v, uint32(parts))
-}
 
 // recordVersion is the layout of record keys and values: version 1 keeps
 // the span bytes as the value, the rest in the key.

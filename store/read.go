@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -187,14 +186,15 @@ func (s *Store) Scan(ctx context.Context, after uint64, limit, maxBytes int, rid
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			key, err := it.Item().ValueCopy(nil)
+			v, err := it.Item().ValueCopy(nil)
 			if err != nil {
 				return err
 			}
-			if len(key) < 4 {
-				return fmt.Errorf("corrupt cursor index at %x", it.Item().Key())
+			idx, err := parseIndex(v)
+			if err != nil {
+				return fmt.Errorf("cursor index at %x: %w", it.Item().Key(), err)
 			}
-			item, err := txn.Get(key[:len(key)-4])
+			item, err := txn.Get(idx.key)
 			if errors.Is(err, badger.ErrKeyNotFound) {
 				continue // expired between the two reads
 			}
@@ -260,12 +260,15 @@ func (s *Store) readItem(txn *badger.Txn, item *badger.Item) (Record, error) {
 	if err != nil {
 		return rec, fmt.Errorf("cursor index of %d: %w", rec.Cursor, err)
 	}
-	idx, err := ci.ValueCopy(nil)
-	if err != nil || len(idx) < 4 || !bytes.Equal(idx[:len(idx)-4], key) {
+	v, err := ci.ValueCopy(nil)
+	if err != nil {
+		return rec, fmt.Errorf("cursor index of %d: %w", rec.Cursor, err)
+	}
+	idx, err := parseIndex(v)
+	if err != nil || !bytes.Equal(idx.key, key) {
 		return rec, fmt.Errorf("corrupt cursor index of %d", rec.Cursor)
 	}
-	parts := binary.BigEndian.Uint32(idx[len(idx)-4:])
-	for p := uint32(1); p <= parts; p++ {
+	for p := uint32(1); p <= idx.parts; p++ {
 		pi, err := txn.Get(partKey(rec.Cursor, p))
 		if err != nil {
 			return rec, fmt.Errorf("part %d of record %d: %w", p, rec.Cursor, err)

@@ -65,6 +65,12 @@ type Options struct {
 	InMemory  bool          // keep everything in memory only
 	Sync      bool          // fsync every commit (survive power loss, not only a crash)
 	Retention time.Duration // records expire after this long; 0 keeps them forever
+	// HoldFor names the positions (SetPosition) that hold retention back:
+	// a record past Retention is deleted only once every one of them has
+	// reached its cursor, so a reader that has fallen behind (the OTLP
+	// outbox during a collector outage) loses nothing. A position never set
+	// holds everything.
+	HoldFor []string
 	// GCInterval is how often expired data is reclaimed from the value log;
 	// 0 means every 5 minutes, or a quarter of a shorter Retention.
 	GCInterval time.Duration
@@ -72,6 +78,11 @@ type Options struct {
 	// says ErrDiskFull. 0: only the filesystem's free space bounds it.
 	MaxDisk int64
 	Logger  zerolog.Logger
+	// BeforeCommit, when set, runs in the committer before every
+	// transaction commits; an error fails the whole batch as a failed
+	// commit would. It is the seam that lets tests hold a commit pending
+	// (by blocking) or make it fail, to check what agents see meanwhile.
+	BeforeCommit func() error
 
 	memTableSize int64 // tests: a small memtable flushes (and so compacts) sooner
 }
@@ -90,17 +101,26 @@ type Store struct {
 	log       zerolog.Logger
 	writes    chan *writeReq
 	closing   chan struct{}
+	stopped   chan struct{} // closed once the committer has answered its last request
 	done      sync.WaitGroup
 	closeOnce sync.Once
 	closed    atomic.Bool
 	cursor    atomic.Uint64 // last committed cursor
 
-	rolloutsMu sync.Mutex
-	rollouts   map[string]*rolloutState
+	// rollouts maps a rollout id to its *rolloutState. No lock spans
+	// rollouts: the first uses of thousands of new rollouts at the start of
+	// an RL step read the store side by side.
+	rollouts sync.Map
 
 	commits      atomic.Uint64
 	commitNanos  atomic.Uint64
+	commitHist   [len(commitBuckets) + 1]atomic.Uint64
 	batchRecords atomic.Uint64
+
+	sweepMu sync.Mutex // one sweep at a time
+	swept   uint64     // cursor the sweep has deleted up to (under sweepMu)
+	held    atomic.Pointer[heldRecords]
+	oldest  atomic.Int64 // unix ns at or before the commit of every record (noteOldest)
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced on every commit
@@ -109,16 +129,6 @@ type Store struct {
 
 	full     atomic.Pointer[error] // why the store refuses records, nil when it takes them
 	diskUsed atomic.Int64
-}
-
-// rolloutState is the in-memory side of a rollout: its sequence counter and
-// the attempts known complete, loaded from the stored summary on first use.
-type rolloutState struct {
-	mu        sync.Mutex
-	allocated uint64 // last sequence id handed out
-	persisted uint64 // highest sequence id committed
-	complete  map[string]bool
-	lastUsed  time.Time
 }
 
 // Key layout. Every record key starts with its rollout and attempt so one
@@ -192,11 +202,15 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		log:       opts.Logger,
 		writes:    make(chan *writeReq, 1024),
 		closing:   make(chan struct{}),
-		rollouts:  make(map[string]*rolloutState),
+		stopped:   make(chan struct{}),
 		notify:    make(chan struct{}),
 		summaries: map[string]cachedSummary{},
 	}
 	if err := s.loadCursor(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.noteOldest(0, time.Now()); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -352,80 +366,6 @@ func (s *Store) setMeta(key, value []byte) error {
 	})
 }
 
-// state returns the in-memory state of a rollout, loading it from the
-// stored summary the first time.
-func (s *Store) state(rid string) (*rolloutState, error) {
-	s.rolloutsMu.Lock()
-	st, ok := s.rollouts[rid]
-	if !ok {
-		st = &rolloutState{complete: map[string]bool{}}
-		sum, err := s.Rollout(context.Background(), rid)
-		switch {
-		case errors.Is(err, ErrNotFound):
-		case err != nil:
-			s.rolloutsMu.Unlock()
-			return nil, err
-		default:
-			st.allocated, st.persisted = sum.LastSeq, sum.LastSeq
-			for _, a := range sum.Attempts {
-				if a.Complete {
-					st.complete[a.AttemptID] = true
-				}
-			}
-		}
-		s.rollouts[rid] = st
-	}
-	s.rolloutsMu.Unlock()
-	return st, nil
-}
-
-// NextSequence allocates the next sequence id of a rollout: per rollout,
-// shared by its attempts, starting at 1, strictly increasing, never handed
-// out twice while the rollout's records are retained. It fails with
-// ErrAttemptComplete when the attempt was marked complete.
-func (s *Store) NextSequence(ctx context.Context, rid, aid string) (uint64, error) {
-	if s.closed.Load() {
-		return 0, ErrClosed
-	}
-	st, err := s.state(rid)
-	if err != nil {
-		return 0, err
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.complete[aid] {
-		return 0, ErrAttemptComplete
-	}
-	st.allocated++
-	st.lastUsed = time.Now()
-	return st.allocated, nil
-}
-
-// ObserveSequence tells the counter of a rollout about a sequence id that
-// arrived from outside (a received span): later allocations go past it.
-func (s *Store) ObserveSequence(ctx context.Context, rid string, seq uint64) error {
-	st, err := s.state(rid)
-	if err != nil {
-		return err
-	}
-	st.mu.Lock()
-	st.allocated = max(st.allocated, seq)
-	st.lastUsed = time.Now()
-	st.mu.Unlock()
-	return nil
-}
-
-// IsComplete reports whether an attempt was marked complete.
-func (s *Store) IsComplete(ctx context.Context, rid, aid string) (bool, error) {
-	st, err := s.state(rid)
-	if err != nil {
-		return false, err
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.complete[aid], nil
-}
-
 // Append commits records and returns once they are durable (see the package
 // doc), setting each one's Cursor. The records of one call commit together.
 // Cancelling ctx stops the wait, not the commit.
@@ -440,15 +380,14 @@ func (s *Store) Append(ctx context.Context, recs ...*Record) error {
 // ErrAttemptComplete when it already was. The caller makes sure no call of
 // the attempt is still in flight.
 func (s *Store) Complete(ctx context.Context, rid, aid string) (AttemptSummary, error) {
-	st, err := s.state(rid)
+	err := s.withState(ctx, rid, func(st *rolloutState) error {
+		if st.complete[aid] {
+			return ErrAttemptComplete
+		}
+		return nil
+	})
 	if err != nil {
 		return AttemptSummary{}, err
-	}
-	st.mu.Lock()
-	already := st.complete[aid]
-	st.mu.Unlock()
-	if already {
-		return AttemptSummary{}, ErrAttemptComplete
 	}
 	req := &writeReq{complete: &completeReq{rid: rid, aid: aid}}
 	if err := s.submit(ctx, req); err != nil {
@@ -472,37 +411,28 @@ func (s *Store) submit(ctx context.Context, req *writeReq) error {
 	select {
 	case err := <-req.done:
 		return err
+	case <-s.stopped:
+		// The committer answered everything it took before it stopped; a
+		// request that reached the queue after its last look never will be.
+		select {
+		case err := <-req.done:
+			return err
+		default:
+			return ErrClosed
+		}
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// Stats are figures for /metrics.
-type Stats struct {
-	LSMBytes         int64         `json:"lsm_bytes"`
-	VLogBytes        int64         `json:"vlog_bytes"`
-	Cursor           uint64        `json:"cursor"`
-	Commits          uint64        `json:"commits"`           // transactions committed
-	CommitTime       time.Duration `json:"commit_time_ns"`    // total time spent committing
-	CommittedRecords uint64        `json:"committed_records"` // records in those transactions
-}
-
-// Stats returns the store's current figures.
-func (s *Store) Stats() Stats {
-	lsm, vlog := s.db.Size()
-	return Stats{
-		LSMBytes: lsm, VLogBytes: vlog, Cursor: s.Cursor(),
-		Commits: s.commits.Load(), CommitTime: time.Duration(s.commitNanos.Load()),
-		CommittedRecords: s.batchRecords.Load(),
-	}
-}
-
-// maintain reclaims the space of expired records and forgets the in-memory
-// state of rollouts idle for a long time.
+// maintain deletes the records retention let go (sweep), reclaims the
+// space of deleted and expired records, and forgets the in-memory state of
+// rollouts idle for a long time.
 func (s *Store) maintain() {
 	defer s.done.Done()
-	t := time.NewTicker(s.opts.GCInterval)
+	t := time.NewTicker(min(s.opts.GCInterval, s.sweepInterval()))
 	defer t.Stop()
+	lastGC := time.Now()
 	// Expired keys leave the LSM tree only when compaction reaches them, and
 	// only then does the value log know its records are garbage: compact
 	// everything once an hour, or once per retention period when that is
@@ -517,6 +447,13 @@ func (s *Store) maintain() {
 		case <-s.closing:
 			return
 		case now := <-t.C:
+			if err := s.sweep(now); err != nil {
+				s.log.Warn().Err(err).Msg("delete records past retention")
+			}
+			if now.Sub(lastGC) < s.opts.GCInterval {
+				continue
+			}
+			lastGC = now
 			compact := now.Sub(lastCompact) >= compactEvery
 			if compact {
 				lastCompact = now
@@ -527,13 +464,17 @@ func (s *Store) maintain() {
 	}
 }
 
-// Reclaim compacts the whole LSM tree, which drops expired keys, then
-// rewrites the value log files that became mostly garbage, giving their
+// Reclaim deletes the records past retention that no holding position
+// needs, compacts the whole LSM tree, which drops deleted and expired keys,
+// then rewrites the value log files that became mostly garbage, giving their
 // space back. maintain runs it periodically; it is exported for operators'
 // tools and tests.
 func (s *Store) Reclaim(ctx context.Context) error {
 	if s.closed.Load() {
 		return ErrClosed
+	}
+	if err := s.sweep(time.Now()); err != nil {
+		return err
 	}
 	s.reclaim(true)
 	return nil
@@ -559,22 +500,6 @@ func (s *Store) reclaim(compact bool) {
 				s.log.Warn().Err(err).Msg("value log GC")
 			}
 			return
-		}
-	}
-}
-
-// forgetIdle drops the state of rollouts unused since before cutoff whose
-// every allocated sequence id is committed, so reloading it from the stored
-// summary gives the same counter.
-func (s *Store) forgetIdle(cutoff time.Time) {
-	s.rolloutsMu.Lock()
-	defer s.rolloutsMu.Unlock()
-	for rid, st := range s.rollouts {
-		st.mu.Lock()
-		idle := st.lastUsed.Before(cutoff) && st.allocated == st.persisted
-		st.mu.Unlock()
-		if idle {
-			delete(s.rollouts, rid)
 		}
 	}
 }

@@ -5,18 +5,55 @@ import (
 	"strings"
 )
 
-// Check is the fidelity check of a finished call's IDs: the prompt and every
+// The checks Verify can run, as named in Verdict.Checks (and on the span
+// as tokentap.token_ids.checks).
+const (
+	// CheckIDsPresent: the prompt and every expected choice carry IDs.
+	CheckIDsPresent = "ids_present"
+	// CheckChoiceCount: the answer has the n choices per prompt asked for.
+	CheckChoiceCount = "choice_count"
+	// CheckLogprobCount: every choice with logprobs has one per token ID,
+	// and has them when they were requested.
+	CheckLogprobCount = "logprob_count"
+	// CheckPromptCount: the prompt IDs add up to usage.prompt_tokens.
+	CheckPromptCount = "prompt_count"
+	// CheckCompletionCount: the choices' IDs add up to
+	// usage.completion_tokens.
+	CheckCompletionCount = "completion_count"
+)
+
+// Verdict is the fidelity check's finding on a call's IDs.
+type Verdict struct {
+	Valid   bool
+	Problem string // what failed, "" when valid
+	// Checks lists the checks that ran, in the order above. The counts are
+	// compared with usage only when the answer carried usage and nothing
+	// before failed: a call without prompt_count and completion_count was
+	// not checked against vLLM's accounting.
+	Checks []string
+}
+
+// Check is Verify's verdict without the list of checks.
+func Check(req *Request, res *Result) (valid bool, problem string) {
+	v := Verify(req, res)
+	return v.Valid, v.Problem
+}
+
+// Verify is the fidelity check of a finished call's IDs: the prompt and every
 // expected choice carry IDs, the prompt lengths add up to usage.prompt_tokens,
 // the choices' lengths to usage.completion_tokens, and every choice with
 // logprobs has one per token (and has them when they were requested). It
-// never repairs anything; problem says what failed ("" when valid).
-func Check(req *Request, res *Result) (valid bool, problem string) {
-	var problems []string
+// never repairs anything.
+func Verify(req *Request, res *Result) Verdict {
+	var problems, checks []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
 	if !req.TokenIDs {
 		add("token IDs not requested: completions echo requests are sent without return_token_ids (vLLM #57996)")
+	} else {
+		checks = append(checks, CheckIDsPresent)
 	}
+	checks = append(checks, CheckChoiceCount)
 	prompts := req.Prompts
 	if req.Endpoint == Chat || prompts < 1 {
 		prompts = 1
@@ -35,13 +72,14 @@ func Check(req *Request, res *Result) (valid bool, problem string) {
 		add("%d choices, expected %d", len(res.Choices), want)
 	}
 	var completionTokens int64
-	missing := 0
+	missing, logprobsChecked := 0, false
 	for _, c := range res.Choices {
 		if c.TokenIDs == nil {
 			missing++
 			continue
 		}
 		completionTokens += int64(len(c.TokenIDs))
+		logprobsChecked = logprobsChecked || c.nullLogprob || c.Logprobs != nil || req.Logprobs
 		switch {
 		case c.nullLogprob:
 			add("choice %d: a logprob is null", c.Index)
@@ -51,10 +89,14 @@ func Check(req *Request, res *Result) (valid bool, problem string) {
 			add("choice %d: logprobs requested but none returned", c.Index)
 		}
 	}
+	if logprobsChecked {
+		checks = append(checks, CheckLogprobCount)
+	}
 	if missing > 0 && req.TokenIDs {
 		add("%d of %d choices have no token_ids", missing, len(res.Choices))
 	}
 	if u := res.Usage; u != nil && len(problems) == 0 {
+		checks = append(checks, CheckPromptCount, CheckCompletionCount)
 		if promptTokens != u.PromptTokens {
 			add("prompt_token_ids hold %d IDs, usage.prompt_tokens is %d", promptTokens, u.PromptTokens)
 		}
@@ -63,7 +105,7 @@ func Check(req *Request, res *Result) (valid bool, problem string) {
 		}
 	}
 	if len(problems) == 0 {
-		return true, ""
+		return Verdict{Valid: true, Checks: checks}
 	}
-	return false, strings.Join(problems, "; ")
+	return Verdict{Problem: strings.Join(problems, "; "), Checks: checks}
 }

@@ -191,8 +191,10 @@ func FuzzEventReader(f *testing.F) {
 	})
 }
 
-// FuzzStream feeds fuzzed event payloads to a Stream: no panic, and a
-// payload it cannot read is forwarded untouched.
+// FuzzStream feeds fuzzed event payloads to a Stream: no panic; a payload it
+// cannot read is forwarded untouched; a JSON payload it drops is exactly one
+// the documented condition names (checked against encoding/json's reading
+// of it); any other it forwards as valid JSON.
 func FuzzStream(f *testing.F) {
 	for _, file := range []string{"chat_stream.sse", "completions_stream.sse"} {
 		er := NewEventReader(bytes.NewReader(readFile(f, file)), 1<<20)
@@ -204,21 +206,125 @@ func FuzzStream(f *testing.F) {
 			f.Add(append([]byte(nil), ev.Data...))
 		}
 	}
+	f.Add([]byte(`{"choices":[{"index":0,"delta":{},"delta":{"content":"x"},"finish_reason":null,"token_ids":[1]}]}`))
+	f.Add([]byte(`{"choices":[{"index":0,"delta":{},"finish_reason":1,"token_ids":[1]}],"usage":null}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, ep := range []Endpoint{Chat, Completions} {
-			req := Request{Endpoint: ep, N: 1, Prompts: 1, TokenIDs: true}
-			st := NewStream(&req, Strip{TokenIDs: true, Logprobs: true})
-			for range 2 {
-				out, err := st.Event(data)
-				if err != nil && !bytes.Equal(out, data) {
-					t.Fatal("unreadable payload was rewritten")
+			for _, strip := range []Strip{{TokenIDs: true, Logprobs: true}, {Usage: true}, {}} {
+				req := Request{Endpoint: ep, N: 1, Prompts: 1, TokenIDs: true}
+				st := NewStream(&req, strip)
+				for range 2 {
+					out, err := st.Event(data)
+					if IsDone(data) {
+						if err != nil || !bytes.Equal(out, data) {
+							t.Fatalf("terminator not forwarded: %q %v", out, err)
+						}
+						continue
+					}
+					if err != nil {
+						if !bytes.Equal(out, data) {
+							t.Fatal("unreadable payload was rewritten")
+						}
+						continue
+					}
+					if !json.Valid(data) {
+						// The scanner does not validate what it skips (a
+						// nested value of a field it does not read), so it
+						// may accept this: it must then hand on something.
+						if out == nil && !st.p.dropped() {
+							t.Fatal("an event was dropped without the drop condition")
+						}
+						continue
+					}
+					if want := wantDropped(t, ep, strip, data); (out == nil) != want {
+						t.Fatalf("dropped=%v, the contract says %v (endpoint %d, strip %+v):\n%s", out == nil, want, ep, strip, data)
+					}
+					if out != nil && json.Valid(data) && !json.Valid(out) {
+						t.Fatalf("stripping made invalid JSON:\n in %s\nout %s", data, out)
+					}
 				}
-				if err == nil && json.Valid(data) && !json.Valid(out) {
-					t.Fatalf("stripping made invalid JSON:\n in %s\nout %s", data, out)
-				}
+				res := st.Result()
+				Check(&req, &res)
 			}
-			res := st.Result()
-			Check(&req, &res)
 		}
 	})
+}
+
+// wantDropped is Stream's drop condition computed from encoding/json's
+// reading of a payload the scanner accepted. Duplicate keys count each
+// occurrence, as the scanner does.
+func wantDropped(t *testing.T, ep Endpoint, strip Strip, data []byte) bool {
+	top, ok := members(data)
+	if !ok {
+		t.Fatalf("the scanner accepted a payload encoding/json rejects: %s", data)
+	}
+	var choices, deltas, emptyDeltas int
+	var finished, usage bool
+	for _, m := range top {
+		switch m.key {
+		case "usage":
+			usage = usage || isObject(m.value)
+		case "choices":
+			var list []json.RawMessage
+			if json.Unmarshal(m.value, &list) != nil {
+				continue // not an array: no choices
+			}
+			for _, raw := range list {
+				fields, ok := members(raw)
+				if !ok {
+					continue // not an object: not a choice
+				}
+				choices++
+				for _, f := range fields {
+					switch f.key {
+					case "delta":
+						deltas++
+						if d, ok := members(f.value); ok && len(d) == 0 {
+							emptyDeltas++
+						}
+					case "finish_reason":
+						finished = finished || bytes.HasPrefix(bytes.TrimSpace(f.value), []byte(`"`))
+					}
+				}
+			}
+		}
+	}
+	swallowed := strip.TokenIDs && ep == Chat && choices == 1 && deltas > 0 && emptyDeltas == deltas && !finished && !usage
+	usageOnly := strip.Usage && choices == 0 && usage
+	return swallowed || usageOnly
+}
+
+type member struct {
+	key   string
+	value json.RawMessage
+}
+
+// members lists a JSON object's members in order, duplicates included; ok
+// is false when raw is not an object.
+func members(raw []byte) (out []member, ok bool) {
+	if !isObject(raw) {
+		return nil, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil {
+		return nil, false
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		key, _ := tok.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, false
+		}
+		out = append(out, member{key, v})
+	}
+	return out, true
+}
+
+func isObject(raw []byte) bool {
+	b := bytes.TrimSpace(raw)
+	return len(b) > 0 && b[0] == '{' && json.Valid(b)
 }

@@ -85,6 +85,12 @@ type Request struct {
 	MaxTokens    *int64 // max_tokens, or chat's max_completion_tokens
 	Seed         *int64
 
+	// ClientUsage says whether the client asked for the usage chunk itself.
+	// When a stream's client did not, tokentap turns include_usage on (and
+	// IncludeUsage is true) so that the IDs are checked against usage; the
+	// chunk is then dropped from what the client gets.
+	ClientUsage bool
+
 	// TokenIDs and Logprobs say whether the upstream was asked for them;
 	// ClientTokenIDs and ClientLogprobs whether the client asked itself. What
 	// tokentap asked for and the client did not is stripped from the answer.
@@ -103,16 +109,23 @@ type Request struct {
 
 // Strip says which fields of the answer tokentap added and must remove.
 func (r *Request) Strip() Strip {
-	return Strip{TokenIDs: r.TokenIDs && !r.ClientTokenIDs, Logprobs: r.Logprobs && !r.ClientLogprobs}
+	return Strip{
+		TokenIDs: r.TokenIDs && !r.ClientTokenIDs,
+		Logprobs: r.Logprobs && !r.ClientLogprobs,
+		Usage:    r.Stream && r.IncludeUsage && !r.ClientUsage,
+	}
 }
 
 // Strip names the injected fields to reset to null in an answer.
 type Strip struct {
 	TokenIDs bool // prompt_token_ids and token_ids
 	Logprobs bool // each choice's logprobs
+	// Usage drops a stream's usage chunk: tokentap turned include_usage on.
+	Usage bool
 }
 
-// Any reports whether anything is to be stripped.
+// Any reports whether any field is to be reset to null (dropping the usage
+// chunk resets none).
 func (s Strip) Any() bool { return s.TokenIDs || s.Logprobs }
 
 // ErrNotObject is returned for request bodies that are not a JSON object.
@@ -131,7 +144,14 @@ type edit struct {
 // itself; when body has spare capacity for what is added, out is body
 // rewritten in place.
 //
-// Completions requests with "echo": true are left alone: vLLM blanks the
+// A streaming request whose stream_options give no usage chunk (absent,
+// null, or include_usage false, null or 0) gets
+// "stream_options":{"include_usage":true} (continuous_usage_stats turned
+// off with it), recorded in the Request for the Stream to drop that chunk.
+// A stream_options vLLM would reject or read its own way (not an object,
+// a string include_usage) is left for vLLM to judge.
+//
+// Completions requests with "echo": true get no return_token_ids: vLLM blanks the
 // echoed prompt from "text" when return_token_ids is also set (vLLM issue
 // #57996), which would change what the client sees.
 func PrepareRequest(ep Endpoint, body []byte, opts Options) (out []byte, req Request, err error) {
@@ -145,7 +165,8 @@ func PrepareRequest(ep Endpoint, body []byte, opts Options) (out []byte, req Req
 		logprobsTrue               bool
 		lastValueEnd               int
 		members                    int
-		forcedSpans                [][][2]int // per opts.Force entry
+		streamOpts                 streamOptions // the last stream_options, which vLLM honours
+		forcedSpans                [][][2]int    // per opts.Force entry
 	)
 	if len(opts.Force) > 0 {
 		forcedSpans = make([][][2]int, len(opts.Force))
@@ -194,7 +215,9 @@ func PrepareRequest(ep Endpoint, body []byte, opts Options) (out []byte, req Req
 		case "stream":
 			req.Stream, err = s.truthy()
 		case "stream_options":
-			err = s.streamOptions(&req)
+			streamOpts, err = s.streamOptions()
+			streamOpts.present = true
+			streamOpts.span = [2]int{start, s.pos}
 		case "echo":
 			req.Echo, err = s.truthy()
 		case "messages":
@@ -262,6 +285,16 @@ func PrepareRequest(ep Endpoint, body []byte, opts Options) (out []byte, req Req
 			value = "0" // the sampled token's logprob, no alternatives
 		}
 		set(logprobSpans, `"logprobs"`, value)
+	}
+	req.IncludeUsage, req.ClientUsage = streamOpts.usage(), streamOpts.usage()
+	if req.Stream && !req.ClientUsage {
+		if usageEdits, ok := streamOpts.turnOnUsage(); ok {
+			edits = append(edits, usageEdits...)
+			if !streamOpts.present {
+				inserts = append(inserts, `"stream_options":{"include_usage":true}`)
+			}
+			req.IncludeUsage = true
+		}
 	}
 	if len(inserts) > 0 {
 		added := strings.Join(inserts, ",")
@@ -342,21 +375,6 @@ func forcedIndex(force []Param, key []byte) int {
 		}
 	}
 	return -1
-}
-
-func (s *scanner) streamOptions(req *Request) error {
-	if s.ws() != '{' {
-		return s.skip()
-	}
-	req.IncludeUsage = true // StreamOptions.include_usage defaults to true
-	return s.object(func(key []byte) error {
-		if string(key) != "include_usage" {
-			return s.skip()
-		}
-		v, err := s.truthy() // an explicit null is None: no usage chunk
-		req.IncludeUsage = v
-		return err
-	})
 }
 
 // promptCount counts the prompts of a completions "prompt": a string or a

@@ -63,11 +63,11 @@ func TestPrepareRequest(t *testing.T) {
 			name:  "pretty printed",
 			ep:    Chat,
 			body:  "{\n  \"messages\": [],\n  \"stream\": true\n}\n",
-			want:  "{\n  \"messages\": [],\n  \"stream\": true,\"return_token_ids\":true\n}\n",
-			strip: Strip{TokenIDs: true},
+			want:  "{\n  \"messages\": [],\n  \"stream\": true,\"return_token_ids\":true,\"stream_options\":{\"include_usage\":true}\n}\n",
+			strip: Strip{TokenIDs: true, Usage: true},
 			check: func(t *testing.T, r Request) {
-				if !r.Stream || r.IncludeUsage {
-					t.Errorf("stream=%v include_usage=%v", r.Stream, r.IncludeUsage)
+				if !r.Stream || !r.IncludeUsage || r.ClientUsage {
+					t.Errorf("stream=%v include_usage=%v client=%v", r.Stream, r.IncludeUsage, r.ClientUsage)
 				}
 			},
 		},
@@ -149,12 +149,14 @@ func TestPrepareRequest(t *testing.T) {
 			},
 		},
 		{
-			name: "include_usage false and null",
-			ep:   Chat,
-			body: `{"stream":true,"stream_options":{"include_usage":null},"return_token_ids":true}`,
+			name:  "include_usage null is turned on",
+			ep:    Chat,
+			body:  `{"stream":true,"stream_options":{"include_usage":null},"return_token_ids":true}`,
+			want:  `{"stream":true,"stream_options":{"include_usage":true},"return_token_ids":true}`,
+			strip: Strip{Usage: true},
 			check: func(t *testing.T, r Request) {
-				if r.IncludeUsage {
-					t.Error("include_usage null must not give a usage chunk")
+				if !r.IncludeUsage || r.ClientUsage {
+					t.Error("include_usage null: the client asked for no usage chunk, tokentap asks for one")
 				}
 			},
 		},
@@ -169,9 +171,11 @@ func TestPrepareRequest(t *testing.T) {
 			},
 		},
 		{
-			name: "escaped keys are keys",
-			ep:   Chat,
-			body: `{"return_token_\u0069ds":true,"str\u0065am":true}`,
+			name:  "escaped keys are keys",
+			ep:    Chat,
+			body:  `{"return_token_\u0069ds":true,"str\u0065am":true}`,
+			want:  `{"return_token_\u0069ds":true,"str\u0065am":true,"stream_options":{"include_usage":true}}`,
+			strip: Strip{Usage: true},
 			check: func(t *testing.T, r Request) {
 				if !r.ClientTokenIDs || !r.Stream {
 					t.Errorf("request = %+v", r)

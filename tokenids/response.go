@@ -1,7 +1,6 @@
 package tokenids
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 )
@@ -151,15 +150,18 @@ type parser struct {
 	choices []*choiceAcc
 	res     Result
 	text    []byte // scratch for unescaping
+	alt     []byte // scratch for a message's reasoning_content
 	chunk   chunkShape
 }
 
-// chunkShape describes the stream event being read.
+// chunkShape describes the stream event being read: what Stream.dropped
+// decides on.
 type chunkShape struct {
-	choices     int
-	emptyDeltas int
-	finished    bool
-	usage       bool
+	choices     int  // choice objects in "choices"
+	deltas      int  // "delta" members of those choices
+	emptyDeltas int  // ... that are {}
+	finished    bool // a choice has a string finish_reason
+	usage       bool // a top-level "usage" is an object
 }
 
 // choiceAcc accumulates one choice across stream events.
@@ -288,253 +290,6 @@ func (p *parser) promptIDs(c *choiceAcc) error {
 		}
 	}
 	return nil
-}
-
-func (p *parser) choiceObject(stream bool) error {
-	s := &p.scan
-	if s.ws() != '{' {
-		return s.skip()
-	}
-	p.chunk.choices++
-	// vLLM writes "index" first; find it before extracting, reading ahead
-	// only as far as it (JSON member order is not guaranteed, so a choice
-	// that puts it later is read twice).
-	start := s.pos
-	index := int64(0) // a choice without an index is the only one
-	if err := s.object(func(key []byte) error {
-		if string(key) != "index" {
-			return s.skip()
-		}
-		v, ok, err := s.optInt()
-		if !ok {
-			return err
-		}
-		index = v
-		return errFoundIndex
-	}); err != nil && err != errFoundIndex {
-		return err
-	}
-	c, err := p.choice(index)
-	if err != nil {
-		return err
-	}
-	s.pos = start
-	err = s.object(func(key []byte) error {
-		switch string(key) {
-		case "token_ids":
-			s.ws()
-			vstart := s.pos
-			ids, present, err := s.ints(c.c.TokenIDs)
-			if err != nil {
-				return err
-			}
-			if present {
-				c.c.TokenIDs = ids
-			}
-			if p.strip.TokenIDs && present {
-				p.edits = append(p.edits, edit{start: vstart, end: s.pos, repl: "null"})
-			}
-			return nil
-		case "prompt_token_ids": // completions: per choice
-			return p.promptIDs(c)
-		case "logprobs":
-			return p.logprobs(c)
-		case "finish_reason":
-			if s.ws() == '"' {
-				p.chunk.finished = true
-				b, _, err := s.text(p.text[:0])
-				p.text = b
-				c.c.FinishReason = string(b)
-				return err
-			}
-		case "text":
-			var err error
-			c.text, _, err = s.text(c.text)
-			return err
-		case "message", "delta":
-			return p.message(c, stream)
-		}
-		return s.skip()
-	})
-	return err
-}
-
-var errFoundIndex = errors.New("found index")
-
-func (p *parser) message(c *choiceAcc, stream bool) error {
-	s := &p.scan
-	if s.ws() != '{' {
-		return s.skip()
-	}
-	members := 0
-	defer func() {
-		if stream && members == 0 {
-			p.chunk.emptyDeltas++
-		}
-	}()
-	return s.object(func(key []byte) error {
-		members++
-		var err error
-		switch string(key) {
-		case "content":
-			c.text, _, err = s.text(c.text)
-		case "reasoning", "reasoning_content":
-			// Some versions send both with the same text; keep one.
-			if string(key) == "reasoning_content" && len(c.reasoning) > 0 && !stream {
-				return s.skip()
-			}
-			c.reasoning, _, err = s.text(c.reasoning)
-		case "tool_calls":
-			if stream {
-				err = p.toolCallDeltas(c)
-			} else {
-				s.ws()
-				start := s.pos
-				err = s.skip()
-				if err == nil && s.buf[start] == '[' && s.pos-start > 2 {
-					c.c.ToolCalls = append([]byte(nil), s.buf[start:s.pos]...)
-				}
-			}
-		default:
-			err = s.skip()
-		}
-		return err
-	})
-}
-
-// toolCallDeltas merges a stream's tool_calls deltas by their index: the id,
-// type and name arrive once, the arguments in pieces.
-func (p *parser) toolCallDeltas(c *choiceAcc) error {
-	s := &p.scan
-	if s.ws() != '[' {
-		return s.skip()
-	}
-	return s.array(func() error {
-		if s.ws() != '{' {
-			return s.skip()
-		}
-		var tc toolCallAcc
-		index := int64(len(c.tools))
-		err := s.object(func(key []byte) error {
-			var err error
-			var b []byte
-			switch string(key) {
-			case "index":
-				var v int64
-				var ok bool
-				if v, ok, err = s.optInt(); ok {
-					index = v
-				}
-			case "id":
-				b, _, err = s.text(nil)
-				tc.id = string(b)
-			case "type":
-				b, _, err = s.text(nil)
-				tc.typ = string(b)
-			case "function":
-				if s.ws() != '{' {
-					return s.skip()
-				}
-				err = s.object(func(key []byte) error {
-					var err error
-					switch string(key) {
-					case "name":
-						var b []byte
-						b, _, err = s.text(nil)
-						tc.name = string(b)
-					case "arguments":
-						tc.args, _, err = s.text(tc.args)
-					default:
-						err = s.skip()
-					}
-					return err
-				})
-			default:
-				err = s.skip()
-			}
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		if index < 0 || index >= maxChoices {
-			return s.errorf("tool call index %d out of range", index)
-		}
-		for int(index) >= len(c.tools) {
-			c.tools = append(c.tools, toolCallAcc{})
-		}
-		t := &c.tools[index]
-		t.id = firstNonEmpty(t.id, tc.id)
-		t.typ = firstNonEmpty(t.typ, tc.typ)
-		t.name += tc.name
-		t.args = append(t.args, tc.args...)
-		return nil
-	})
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-// logprobs reads a choice's logprobs: chat {"content":[{"logprob":..}..]},
-// completions {"token_logprobs":[..]}.
-func (p *parser) logprobs(c *choiceAcc) error {
-	s := &p.scan
-	s.ws()
-	start := s.pos
-	if s.isNull() {
-		return nil
-	}
-	if s.ws() != '{' {
-		return s.skip()
-	}
-	if c.c.Logprobs == nil {
-		c.c.Logprobs = []float64{}
-	}
-	err := s.object(func(key []byte) error {
-		switch {
-		case p.ep == Chat && string(key) == "content":
-			if s.isNull() {
-				return nil
-			}
-			return s.array(func() error {
-				if s.ws() != '{' {
-					return s.skip()
-				}
-				return s.object(func(key []byte) error {
-					if string(key) != "logprob" {
-						return s.skip()
-					}
-					return s.logprob(c)
-				})
-			})
-		case p.ep == Completions && string(key) == "token_logprobs":
-			if s.isNull() {
-				return nil
-			}
-			return s.array(func() error { return s.logprob(c) })
-		}
-		return s.skip()
-	})
-	if err == nil && p.strip.Logprobs {
-		p.edits = append(p.edits, edit{start: start, end: s.pos, repl: "null"})
-	}
-	return err
-}
-
-// logprob reads one logprob into c; a null (echo's first prompt token)
-// makes the choice's logprobs unusable rather than padded.
-func (s *scanner) logprob(c *choiceAcc) error {
-	if s.isNull() {
-		c.c.nullLogprob = true
-		return nil
-	}
-	v, err := s.float64()
-	c.c.Logprobs = append(c.c.Logprobs, v)
-	return err
 }
 
 func (p *parser) usage() error {

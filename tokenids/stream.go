@@ -20,15 +20,22 @@ func NewStream(req *Request, strip Strip) *Stream {
 
 // Event reads one event's data payload and returns the payload to forward:
 // data itself, a rewritten copy that is valid until the next call, or nil
-// when the event must not be forwarded at all. The "[DONE]" terminator marks
-// the stream done. A payload that cannot be read is returned unchanged with
-// an error; later events are still read.
+// when the event must not be forwarded at all. The "[DONE]" terminator
+// marks the stream done. A payload that cannot be read is returned
+// unchanged with an error; later events are still read.
 //
-// The events dropped are those vLLM sends only because return_token_ids is
-// on: a chat chunk whose delta a tool or reasoning parser swallowed is
-// skipped without the flag but sent with an empty delta and its token_ids
-// with it (vLLM PR #29074). When the client did not ask for the IDs it must
-// not see them.
+// An event is dropped (nil, nil) when vLLM sent it only because of what
+// tokentap injected, so that the agent, which did not ask for it, gets the
+// stream vLLM would have sent it. What a dropped event carries is recorded
+// all the same. That is exactly:
+//
+//   - with Strip.TokenIDs, a chat chunk whose choices hold one choice, every
+//     "delta" of which is {}, with no string finish_reason and no "usage"
+//     object: a token a tool or reasoning parser swallowed, which vLLM
+//     skips without return_token_ids and sends with an empty delta and its
+//     token_ids with it (vLLM PR #29074);
+//   - with Strip.Usage, a chunk with no choice object and a "usage" object:
+//     the usage chunk of a stream whose include_usage tokentap turned on.
 func (s *Stream) Event(data []byte) ([]byte, error) {
 	if IsDone(data) {
 		s.done = true
@@ -48,7 +55,7 @@ func (s *Stream) Event(data []byte) ([]byte, error) {
 	if err := p.scan.endOfText(); err != nil {
 		return data, err
 	}
-	if c := p.chunk; p.strip.TokenIDs && p.ep == Chat && c.choices == 1 && c.emptyDeltas == 1 && !c.finished && !c.usage {
+	if p.dropped() {
 		return nil, nil
 	}
 	if len(p.edits) == 0 {
@@ -56,6 +63,19 @@ func (s *Stream) Event(data []byte) ([]byte, error) {
 	}
 	s.out = appendEdits(s.out[:0], data, p.edits)
 	return s.out, nil
+}
+
+// dropped reports whether the event just read is one Event drops (see
+// there for the contract).
+func (p *parser) dropped() bool {
+	c := p.chunk
+	switch {
+	case p.strip.TokenIDs && p.ep == Chat && c.choices == 1 && c.deltas > 0 && c.emptyDeltas == c.deltas && !c.finished && !c.usage:
+		return true
+	case p.strip.Usage && c.choices == 0 && c.usage:
+		return true
+	}
+	return false
 }
 
 // Done reports whether the "[DONE]" terminator was seen.

@@ -39,6 +39,8 @@ type config struct {
 	LogLevel        string
 	LogFormat       string
 	UpstreamTimeout time.Duration
+	RetryAfterWrite bool
+	AccessLog       bool
 	ShutdownTimeout time.Duration
 	OTLPEndpoint    string
 	OTLPHeaders     listFlag
@@ -84,7 +86,9 @@ func parseConfig(args []string, env func(string) string, usage io.Writer) (*conf
 	fs.BoolVar(&c.Demo, "demo", false, "start an embedded simulated vLLM and use it as upstream")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "trace, debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json, or console for humans")
+	fs.BoolVar(&c.AccessLog, "access-log", true, "log one line per traced call at info (key, model, status, tokens, duration, trace id; never content or keys)")
 	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", 0, "bound on the wait for the upstream's response headers (0: none)")
+	fs.BoolVar(&c.RetryAfterWrite, "retry-after-write", false, "also send a call to another replica when its connection failed after the request was written (may resend a generation)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", time.Minute, "on SIGTERM, how long calls in flight may take to finish")
 	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", "", "push spans to an OTLP collector: http://host:4318 (OTLP/HTTP) or grpc://host:4317 (OTLP/gRPC)")
 	fs.Var(&c.MaxDisk, "max-disk", "bound on the store's disk space (e.g. 50GiB); at it new calls get 507 (0: the filesystem's free space only)")

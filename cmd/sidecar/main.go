@@ -85,8 +85,12 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 		return err
 	}
 
+	var holders []string // retention waits for the outbox: a collector outage loses nothing
+	if cfg.OTLPEndpoint != "" {
+		holders = []string{exporter.PositionName(cfg.OTLPEndpoint)}
+	}
 	st, err := store.Open(ctx, store.Options{
-		Dir: cfg.Data, InMemory: cfg.InMemory, Sync: cfg.Sync, Retention: cfg.Retention, MaxDisk: int64(cfg.MaxDisk), Logger: log,
+		Dir: cfg.Data, InMemory: cfg.InMemory, Sync: cfg.Sync, Retention: cfg.Retention, HoldFor: holders, MaxDisk: int64(cfg.MaxDisk), Logger: log,
 	})
 	if err != nil {
 		return err
@@ -118,7 +122,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 		Upstreams: upstreams, Force: cfg.force, Recorder: recorder, Logprobs: cfg.Logprobs,
 		RequireRollout: cfg.RequireRollout, MaxBody: int64(cfg.MaxBody),
 		UpstreamTimeout: cfg.UpstreamTimeout, UpstreamAPIKey: cfg.UpstreamAPIKey, BodyTimeout: cfg.BodyTimeout,
-		Observer: m, Logger: log,
+		Observer: m, Logger: log, RetryAfterWrite: cfg.RetryAfterWrite, AccessLog: cfg.AccessLog,
 	})
 	if err != nil {
 		return err
@@ -133,6 +137,8 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 		Store: st, AdminToken: cfg.AdminToken, UpstreamReady: proxy.UpstreamReady, Logger: log,
 		State:   func(ctx context.Context) any { return control.state(ctx, pusher) },
 		Control: control,
+		// The proxy knows of attempts whose first call is still in flight.
+		InFlight: proxy,
 	})
 	trainer.Handle("/v1/traces", exporter.NewReceiver(st, int64(cfg.MaxBody), log))
 	trainer.Handle("GET /metrics", m.Handler())

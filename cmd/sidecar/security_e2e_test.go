@@ -81,7 +81,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	}
 	sc.stop(t, syscall.SIGTERM)
 	logs := sc.logs.String()
-	if !strings.Contains(logs, "call recorded") {
+	if !strings.Contains(logs, `"message":"call"`) {
 		t.Fatalf("trace logs hold no call: %s", logs)
 	}
 	for _, secret := range []string{"VLLM-SECRET-1", "ADMIN-SECRET-2", "OTLP-SECRET-3", "AGENT-SECRET-4", "PROMPT-SECRET-5", "OTLP-SECRET-6"} {

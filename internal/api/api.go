@@ -9,7 +9,6 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -39,7 +38,10 @@ type Config struct {
 	// Control, when set (with State), serves the admin levers: pause,
 	// resume, policy version, replica set.
 	Control Control
-	Logger  zerolog.Logger
+	// InFlight, when set, reports the attempts with calls in flight, so
+	// that "latest" also names an attempt nothing of which is recorded yet.
+	InFlight InFlight
+	Logger   zerolog.Logger
 }
 
 // API is the trainer-facing handler.
@@ -172,40 +174,6 @@ func (a *API) rollouts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// attempt reads one attempt's records; aid "latest" names the attempt
-// started last.
-func (a *API) attempt(ctx context.Context, rid, aid string) (store.AttemptSummary, []store.Record, int, error) {
-	if err := rollout.ValidateID("rollout id", rid); err != nil {
-		return store.AttemptSummary{}, nil, http.StatusBadRequest, err
-	}
-	sum, err := a.cfg.Store.Rollout(ctx, rid)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.AttemptSummary{}, nil, http.StatusNotFound, fmt.Errorf("unknown rollout %q", rid)
-	}
-	if err != nil {
-		return store.AttemptSummary{}, nil, http.StatusInternalServerError, err
-	}
-	var at store.AttemptSummary
-	found := false
-	if aid == "latest" {
-		at, found = sum.Latest()
-	} else {
-		for _, x := range sum.Attempts {
-			if x.AttemptID == aid {
-				at, found = x, true
-			}
-		}
-	}
-	if !found {
-		return at, nil, http.StatusNotFound, fmt.Errorf("rollout %q has no attempt %q", rid, aid)
-	}
-	recs, err := a.cfg.Store.Records(ctx, rid, at.AttemptID)
-	if err != nil {
-		return at, nil, http.StatusInternalServerError, err
-	}
-	return at, recs, 0, nil
-}
-
 // decoded is an attempt's records read back.
 type decoded struct {
 	calls   []*exporter.Call
@@ -252,6 +220,7 @@ type callView struct {
 	Usage           *usageView   `json:"usage"`
 	TokenIDsValid   bool         `json:"token_ids_valid"`
 	TokenIDsProblem *string      `json:"token_ids_problem"`
+	TokenIDsChecks  []string     `json:"token_ids_checks"` // the checks behind token_ids_valid (tokenids.Verdict.Checks); null if not recorded
 	Upstream        string       `json:"upstream,omitempty"`
 	PolicyVersion   string       `json:"policy_version,omitempty"`
 	PolicyEnd       string       `json:"policy_version_end,omitempty"`
@@ -296,7 +265,7 @@ func viewCall(c *exporter.Call) callView {
 		Operation: c.Request.Endpoint.Operation(), Path: c.Path, Model: c.Request.Model, Stream: c.Request.Stream,
 		ResponseID: c.Response.ResponseID,
 		Status:     string(c.Status), HTTPStatus: c.HTTPStatus, StartTime: c.Start, EndTime: c.End,
-		PromptTokenIDs: c.Response.PromptTokenIDs, TokenIDsValid: c.Valid, Choices: []choiceView{},
+		PromptTokenIDs: c.Response.PromptTokenIDs, TokenIDsValid: c.Valid, TokenIDsChecks: c.Checks, Choices: []choiceView{},
 		Upstream: c.Upstream, PolicyVersion: c.PolicyVersion, PolicyEnd: c.PolicyVersionEnd,
 		Sampling: samplingView{
 			Temperature: c.Request.Temperature, TopP: c.Request.TopP, MaxTokens: c.Request.MaxTokens,
@@ -329,23 +298,23 @@ func viewCall(c *exporter.Call) callView {
 
 // readAttempt reads and decodes the attempt a view request names; on
 // failure it has answered the request.
-func (a *API) readAttempt(w http.ResponseWriter, r *http.Request) (store.AttemptSummary, decoded, bool) {
-	at, recs, status, err := a.attempt(r.Context(), r.PathValue("rid"), r.PathValue("aid"))
+func (a *API) readAttempt(w http.ResponseWriter, r *http.Request) (target, decoded, bool) {
+	t, status, err := a.resolve(r.Context(), r.PathValue("rid"), r.PathValue("aid"), true)
 	if err != nil {
 		a.failStatus(w, status, err)
-		return at, decoded{}, false
+		return t, decoded{}, false
 	}
-	d, err := decode(recs)
+	d, err := decode(t.recs)
 	if err != nil {
 		a.fail(w, err)
-		return at, d, false
+		return t, d, false
 	}
-	return at, d, true
+	return t, d, true
 }
 
 // calls serves the calls view of one attempt.
 func (a *API) calls(w http.ResponseWriter, r *http.Request) {
-	at, d, ok := a.readAttempt(w, r)
+	t, d, ok := a.readAttempt(w, r)
 	if !ok {
 		return
 	}
@@ -353,9 +322,10 @@ func (a *API) calls(w http.ResponseWriter, r *http.Request) {
 		RolloutID string       `json:"rollout_id"`
 		AttemptID string       `json:"attempt_id"`
 		Complete  bool         `json:"complete"`
+		InFlight  int          `json:"in_flight"`
 		Calls     []callView   `json:"calls"`
 		Rewards   []rewardView `json:"rewards"`
-	}{RolloutID: r.PathValue("rid"), AttemptID: at.AttemptID, Complete: at.Complete, Calls: []callView{}, Rewards: []rewardView{}}
+	}{RolloutID: r.PathValue("rid"), AttemptID: t.at.AttemptID, Complete: t.at.Complete, InFlight: t.inFlight, Calls: []callView{}, Rewards: []rewardView{}}
 	for _, c := range d.calls {
 		out.Calls = append(out.Calls, viewCall(c))
 	}
@@ -372,13 +342,16 @@ type tripletView struct {
 	ResponseTokenIDs []int64   `json:"response_token_ids"`
 	ResponseLogprobs []float64 `json:"response_logprobs"`
 	Reward           *float64  `json:"reward"`
-	PolicyVersion    string    `json:"policy_version,omitempty"`
-	PolicyEnd        string    `json:"policy_version_end,omitempty"`
+	// MatchedPast lists the unusable calls the reward was moved past to
+	// reach this call; absent when it matched the call right before it.
+	MatchedPast   []uint64 `json:"matched_past,omitempty"`
+	PolicyVersion string   `json:"policy_version,omitempty"`
+	PolicyEnd     string   `json:"policy_version_end,omitempty"`
 }
 
 // triplets serves the triplets view of one attempt.
 func (a *API) triplets(w http.ResponseWriter, r *http.Request) {
-	at, d, ok := a.readAttempt(w, r)
+	tg, d, ok := a.readAttempt(w, r)
 	if !ok {
 		return
 	}
@@ -386,13 +359,14 @@ func (a *API) triplets(w http.ResponseWriter, r *http.Request) {
 		RolloutID string        `json:"rollout_id"`
 		AttemptID string        `json:"attempt_id"`
 		Complete  bool          `json:"complete"`
+		InFlight  int           `json:"in_flight"`
 		Triplets  []tripletView `json:"triplets"`
-	}{RolloutID: r.PathValue("rid"), AttemptID: at.AttemptID, Complete: at.Complete, Triplets: []tripletView{}}
+	}{RolloutID: r.PathValue("rid"), AttemptID: tg.at.AttemptID, Complete: tg.at.Complete, InFlight: tg.inFlight, Triplets: []tripletView{}}
 	for _, t := range rollout.Triplets(tripletCalls(d.calls), d.rewards) {
 		out.Triplets = append(out.Triplets, tripletView{
 			SequenceID: t.Seq, ChoiceIndex: t.ChoiceIndex, PromptTokenIDs: t.PromptTokenIDs,
 			ResponseTokenIDs: t.ResponseTokenIDs, ResponseLogprobs: t.ResponseLogprobs, Reward: t.Reward,
-			PolicyVersion: t.PolicyVersion, PolicyEnd: t.PolicyVersionEnd,
+			MatchedPast: t.MatchedPast, PolicyVersion: t.PolicyVersion, PolicyEnd: t.PolicyVersionEnd,
 		})
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -63,6 +63,7 @@ func TestCallsAndTriplets(t *testing.T) {
 	key := rollout.Key{RolloutID: "r7", AttemptID: "0"}
 	c1 := call(key, 1, true, exporter.StatusOK, []int64{151644, 8948},
 		tokenids.Choice{Index: 0, TokenIDs: []int64{40, 1079, 151645}, Logprobs: []float64{-0.1, -0.02, -0.0001}, FinishReason: "stop", Text: "I am"})
+	c1.Checks = []string{"ids_present", "choice_count", "prompt_count", "completion_count"}
 	c2 := call(key, 2, false, exporter.StatusError, nil)
 	c2.HTTPStatus, c2.Error, c2.Problem = 400, "bad", "call error"
 	for _, c := range []*exporter.Call{c1, c2} {
@@ -88,7 +89,7 @@ func TestCallsAndTriplets(t *testing.T) {
 	}
 	first := calls["calls"].([]any)[0].(map[string]any)
 	// Every key of DESIGN §5's example is there.
-	for _, k := range []string{"sequence_id", "trace_id", "span_id", "operation", "path", "model", "stream", "status", "http_status", "error", "start_time", "end_time", "prompt_token_ids", "choices", "usage", "token_ids_valid", "token_ids_problem"} {
+	for _, k := range []string{"sequence_id", "trace_id", "span_id", "operation", "path", "model", "stream", "status", "http_status", "error", "start_time", "end_time", "prompt_token_ids", "choices", "usage", "token_ids_valid", "token_ids_problem", "token_ids_checks"} {
 		if _, ok := first[k]; !ok {
 			t.Errorf("calls view lacks %q", k)
 		}
@@ -101,6 +102,9 @@ func TestCallsAndTriplets(t *testing.T) {
 	}
 	if first["error"] != nil || first["token_ids_problem"] != nil || first["status"] != "ok" || len(first["trace_id"].(string)) != 32 || len(first["span_id"].(string)) != 16 {
 		t.Errorf("first call = %v", first)
+	}
+	if got := first["token_ids_checks"]; !reflect.DeepEqual(got, []any{"ids_present", "choice_count", "prompt_count", "completion_count"}) {
+		t.Errorf("token_ids_checks = %v", got)
 	}
 	if calls["complete"] != false || !reflect.DeepEqual(calls["rewards"], []any{map[string]any{"sequence_id": 3.0, "name": "primary", "value": 1.0}}) {
 		t.Errorf("view = %v", calls)

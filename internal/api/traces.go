@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -54,17 +52,12 @@ func (a *API) traces(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if aid == "latest" {
-			sum, err := a.cfg.Store.Rollout(r.Context(), rid)
-			if errors.Is(err, store.ErrNotFound) {
-				httperr.Write(w, http.StatusNotFound, fmt.Sprintf("unknown rollout %q", rid))
-				return
-			}
+			t, status, err := a.resolve(r.Context(), rid, aid, false)
 			if err != nil {
-				a.fail(w, err)
+				a.failStatus(w, status, err)
 				return
 			}
-			at, _ := sum.Latest()
-			aid = at.AttemptID
+			aid = t.at.AttemptID
 		}
 	}
 

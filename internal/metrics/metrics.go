@@ -28,6 +28,7 @@ type Metrics struct {
 	ttft         *prometheus.HistogramVec
 	rejected     *prometheus.CounterVec
 	retries      *prometheus.CounterVec
+	retriesWrote *prometheus.CounterVec
 	recordErrors prometheus.Counter
 }
 
@@ -67,13 +68,16 @@ func New(src Sources) *Metrics {
 			Name: "tokentap_refused_requests_total", Help: "Requests tokentap refused before forwarding, by reason.",
 		}, []string{"reason"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tokentap_upstream_retries_total", Help: "Calls that could not connect to a replica and were sent to another, by the replica that failed.",
+			Name: "tokentap_upstream_retries_total", Help: "Calls sent to another replica after their request provably never reached this one (no connection, or not written whole), by the replica that failed.",
+		}, []string{"upstream"}),
+		retriesWrote: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokentap_upstream_retries_after_write_total", Help: "Calls sent to another replica after their connection to this one failed once the request was written (--retry-after-write: may be a second generation), by the replica that failed.",
 		}, []string{"upstream"}),
 		recordErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tokentap_record_errors_total", Help: "Calls tokentap could not commit to its store (their answers were withheld).",
 		}),
 	}
-	reg.MustRegister(m.calls, m.tokens, m.invalid, m.duration, m.ttft, m.rejected, m.retries, m.recordErrors)
+	reg.MustRegister(m.calls, m.tokens, m.invalid, m.duration, m.ttft, m.rejected, m.retries, m.retriesWrote, m.recordErrors)
 	if src.Upstreams != nil {
 		reg.MustRegister(upstreamCollector{src.Upstreams})
 	}
@@ -136,8 +140,15 @@ func (m *Metrics) ObserveCall(c *exporter.Call, recordErr error) {
 // ObserveRefused counts a request refused before it was forwarded.
 func (m *Metrics) ObserveRefused(reason string) { m.rejected.WithLabelValues(reason).Inc() }
 
-// ObserveRetry counts a call moved off a replica it could not reach.
-func (m *Metrics) ObserveRetry(upstream string) { m.retries.WithLabelValues(upstream).Inc() }
+// ObserveRetry counts a call moved off a replica, apart by whether its
+// request may have reached that replica (kind "after_write").
+func (m *Metrics) ObserveRetry(upstream, kind string) {
+	if kind == "after_write" {
+		m.retriesWrote.WithLabelValues(upstream).Inc()
+		return
+	}
+	m.retries.WithLabelValues(upstream).Inc()
+}
 
 var (
 	upstreamInFlightDesc = prometheus.NewDesc("tokentap_upstream_in_flight", "Calls in flight on each replica.", []string{"upstream"}, nil)
@@ -169,7 +180,9 @@ var (
 	storeCursorDesc  = prometheus.NewDesc("tokentap_store_cursor", "Cursor of the last committed record.", nil, nil)
 	storeCommitsDesc = prometheus.NewDesc("tokentap_store_commits_total", "Store transactions committed (group commits).", nil, nil)
 	storeRecordsDesc = prometheus.NewDesc("tokentap_store_committed_records_total", "Records committed.", nil, nil)
-	storeCommitDesc  = prometheus.NewDesc("tokentap_store_commit_seconds_total", "Time spent committing.", nil, nil)
+	storeCommitDesc  = prometheus.NewDesc("tokentap_store_commit_duration_seconds", "Duration of store commits (group commits: one per batch of records).", nil, nil)
+	storeHeldDesc    = prometheus.NewDesc("tokentap_store_held_records", "Records past --retention kept because the OTLP outbox has not shipped them yet.", nil, nil)
+	storeHeldAgeDesc = prometheus.NewDesc("tokentap_store_held_oldest_age_seconds", "Age of the oldest record held past --retention (0 when none).", nil, nil)
 	storeDiskDesc    = prometheus.NewDesc("tokentap_store_disk_bytes", "Disk space the store's files take (the figure --max-disk bounds).", nil, nil)
 	storeFullDesc    = prometheus.NewDesc("tokentap_store_full", "1 while the store refuses new records for lack of space (calls get 507).", nil, nil)
 )
@@ -178,7 +191,7 @@ var (
 type storeCollector struct{ st *store.Store }
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{storeBytesDesc, storeCursorDesc, storeCommitsDesc, storeRecordsDesc, storeCommitDesc, storeDiskDesc, storeFullDesc} {
+	for _, d := range []*prometheus.Desc{storeBytesDesc, storeCursorDesc, storeCommitsDesc, storeRecordsDesc, storeCommitDesc, storeHeldDesc, storeHeldAgeDesc, storeDiskDesc, storeFullDesc} {
 		ch <- d
 	}
 }
@@ -190,7 +203,16 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(storeCursorDesc, prometheus.GaugeValue, float64(s.Cursor))
 	ch <- prometheus.MustNewConstMetric(storeCommitsDesc, prometheus.CounterValue, float64(s.Commits))
 	ch <- prometheus.MustNewConstMetric(storeRecordsDesc, prometheus.CounterValue, float64(s.CommittedRecords))
-	ch <- prometheus.MustNewConstMetric(storeCommitDesc, prometheus.CounterValue, s.CommitTime.Seconds())
+	h := s.CommitLatency
+	buckets := make(map[float64]uint64, len(h.Bounds))
+	var cumulative uint64
+	for i, b := range h.Bounds {
+		cumulative += h.Counts[i]
+		buckets[b.Seconds()] = cumulative
+	}
+	ch <- prometheus.MustNewConstHistogram(storeCommitDesc, h.Count, h.Sum.Seconds(), buckets)
+	ch <- prometheus.MustNewConstMetric(storeHeldDesc, prometheus.GaugeValue, float64(s.HeldRecords))
+	ch <- prometheus.MustNewConstMetric(storeHeldAgeDesc, prometheus.GaugeValue, s.HeldOldestAge)
 	ch <- prometheus.MustNewConstMetric(storeDiskDesc, prometheus.GaugeValue, float64(c.st.DiskUsage()))
 	full := 0.0
 	if c.st.Writable() != nil {
