@@ -197,7 +197,9 @@ func (ex *exchange) recordCall(status exporter.Status, httpStatus int, errType, 
 	if res != nil {
 		c.Response = *res
 	}
-	valid, checked := tokenids.Check(&ex.req, &c.Response)
+	verdict := tokenids.Verify(&ex.req, &c.Response)
+	valid, checked := verdict.Valid, verdict.Problem
+	c.Checks = verdict.Checks
 	switch {
 	case status != exporter.StatusOK:
 		valid = false
