@@ -103,17 +103,15 @@ func (s *StreamStripper) Append(dst, piece []byte) []byte {
 			dst = append(dst, c)
 		case stKeyString:
 			dst = append(dst, c)
-			switch {
-			case !s.esc && c == '"':
+			if s.closesString(c) {
 				s.top().member = s.classify()
 				s.state = stColon
-			default:
-				s.esc = !s.esc && c == '\\'
-				if s.keyLen < len(s.key) {
-					s.key[s.keyLen] = c
-				}
-				s.keyLen++
+				continue
 			}
+			if s.keyLen < len(s.key) {
+				s.key[s.keyLen] = c
+			}
+			s.keyLen++
 		case stColon:
 			switch {
 			case isSpace(c):
@@ -127,12 +125,7 @@ func (s *StreamStripper) Append(dst, piece []byte) []byte {
 			dst = s.after(dst, c)
 		case stString:
 			dst = append(dst, c)
-			switch {
-			case s.esc:
-				s.esc = false
-			case c == '\\':
-				s.esc = true
-			case c == '"':
+			if s.closesString(c) {
 				s.state = stAfter
 			}
 		case stScalar:
@@ -211,19 +204,26 @@ func (s *StreamStripper) after(dst []byte, c byte) []byte {
 	return dst
 }
 
+// closesString follows a byte inside a string and reports whether it is
+// the closing quote.
+func (s *StreamStripper) closesString(c byte) bool {
+	switch {
+	case s.esc:
+		s.esc = false
+	case c == '\\':
+		s.esc = true
+	case c == '"':
+		return true
+	}
+	return false
+}
+
 // skip follows a byte of a skipped or copied container, ending it at its
 // closer.
 func (s *StreamStripper) skip(c byte) {
 	switch {
 	case s.inStr:
-		switch {
-		case s.esc:
-			s.esc = false
-		case c == '\\':
-			s.esc = true
-		case c == '"':
-			s.inStr = false
-		}
+		s.inStr = !s.closesString(c)
 	case c == '"':
 		s.inStr = true
 	case c == '{' || c == '[':
