@@ -87,15 +87,17 @@ func (s *Store) commitTxn(batch []*writeReq) (n int, errs []error, err error) {
 	defer txn.Discard()
 	errs = make([]error, len(batch))
 	cursor := s.cursor.Load()
+	completion := s.completions.Load()
 	summaries := map[string]*RolloutSummary{}
 	for i, req := range batch {
 		if req.complete != nil {
-			if err := s.setComplete(txn, summaries, req.complete); errors.Is(err, ErrAttemptComplete) {
+			if err := s.setComplete(txn, summaries, req.complete, completion+1); errors.Is(err, ErrAttemptComplete) {
 				errs[i] = err
 				continue
 			} else if err != nil {
 				return s.stagingFailed(batch, i, err)
 			}
+			completion++
 			continue
 		}
 		next, err := s.setRecords(txn, summaries, req.records, cursor)
@@ -129,6 +131,7 @@ func (s *Store) commitTxn(batch []*writeReq) (n int, errs []error, err error) {
 		return len(batch), errs, fmt.Errorf("commit: %w", err)
 	}
 	s.cursor.Store(cursor)
+	s.completions.Store(completion)
 	s.committed()
 	s.cacheSummaries(summaries)
 	records := 0
@@ -195,7 +198,9 @@ func (s *Store) setRecords(txn *badger.Txn, summaries map[string]*RolloutSummary
 	return cursor, nil
 }
 
-func (s *Store) setComplete(txn *badger.Txn, summaries map[string]*RolloutSummary, c *completeReq) error {
+// setComplete marks an attempt complete and stages its completion log entry
+// as number n.
+func (s *Store) setComplete(txn *badger.Txn, summaries map[string]*RolloutSummary, c *completeReq, n uint64) error {
 	sum, err := s.summaryIn(txn, summaries, c.rid)
 	if err != nil {
 		return err
@@ -208,7 +213,7 @@ func (s *Store) setComplete(txn *badger.Txn, summaries map[string]*RolloutSummar
 	a.CompletedAt = time.Now().UTC()
 	sum.UpdatedAt = a.CompletedAt
 	c.result = *a
-	return nil
+	return s.stageCompletion(txn, n, c.rid, c.aid, a.CompletedAt)
 }
 
 // summaryIn returns the summary of rid as this transaction sees it.

@@ -106,6 +106,9 @@ type Store struct {
 	closeOnce sync.Once
 	closed    atomic.Bool
 	cursor    atomic.Uint64 // last committed cursor
+	// completions is the number of the newest completion log entry
+	// (completions.go).
+	completions atomic.Uint64
 
 	// rollouts maps a rollout id to its *rolloutState. No lock spans
 	// rollouts: the first uses of thousands of new rollouts at the start of
@@ -207,6 +210,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		summaries: map[string]cachedSummary{},
 	}
 	if err := s.loadCursor(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.loadCompletions(); err != nil {
 		db.Close()
 		return nil, err
 	}
