@@ -71,4 +71,8 @@ type Reward struct {
 	Name  string
 	Value float64
 	Time  time.Time
+	// TargetSeq, when not 0, is the call the reward is for, and
+	// TargetChoice its choice (-1: every choice).
+	TargetSeq    uint64
+	TargetChoice int
 }

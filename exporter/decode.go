@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"time"
@@ -280,6 +281,21 @@ func RewardFromSpan(sp *tracepb.Span) (name string, value float64, ok bool) {
 		}
 	}
 	return "", 0, false
+}
+
+// RewardTarget reads the call a reward span was posted for: its sequence
+// id (0 when the reward follows the matching rule) and choice (-1: all).
+func RewardTarget(sp *tracepb.Span) (seq uint64, choice int) {
+	a := index(sp.Attributes)
+	v, ok := a.int(AttrRewardTargetSeq)
+	if !ok || v <= 0 {
+		return 0, -1
+	}
+	choice = -1
+	if c, ok := a.int(AttrRewardTargetChoice); ok && c >= 0 && c <= math.MaxInt32 {
+		choice = int(c)
+	}
+	return uint64(v), choice
 }
 
 // SequenceOf reads the sequence id a span carries, under tokentap's or

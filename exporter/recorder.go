@@ -92,12 +92,19 @@ func (r *Recorder) RecordCall(ctx context.Context, c *Call) error {
 
 // RecordReward commits a reward span.
 func (r *Recorder) RecordReward(ctx context.Context, rw *Reward) error {
+	attrs := append(keyAttributes(rw.Key, rw.Seq),
+		text(AttrRewardName, rw.Name),
+		attribute.Float64(AttrRewardValue, rw.Value))
+	if rw.TargetSeq != 0 {
+		attrs = append(attrs, attribute.Int64(AttrRewardTargetSeq, int64(rw.TargetSeq)))
+		if rw.TargetChoice >= 0 {
+			attrs = append(attrs, attribute.Int64(AttrRewardTargetChoice, int64(rw.TargetChoice)))
+		}
+	}
 	_, span := r.tracer.Start(context.Background(), SpanNameAnnotation,
 		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithTimestamp(rw.Time),
-		trace.WithAttributes(append(keyAttributes(rw.Key, rw.Seq),
-			text(AttrRewardName, rw.Name),
-			attribute.Float64(AttrRewardValue, rw.Value))...))
+		trace.WithAttributes(attrs...))
 	span.End(trace.WithTimestamp(rw.Time))
 	return r.commit(ctx, span, nil, rw.Key, rw.Seq, store.KindReward, rw.Time)
 }

@@ -71,6 +71,10 @@ const (
 	SpanNameAnnotation = "agentlightning.annotation"
 	AttrRewardName     = "agentlightning.reward.0.name"
 	AttrRewardValue    = "agentlightning.reward.0.value"
+	// A reward the agent posted for one call ("sequence_id") and maybe
+	// one choice of it ("choice_index"; absent: every choice).
+	AttrRewardTargetSeq    = "tokentap.reward.sequence_id"
+	AttrRewardTargetChoice = "tokentap.reward.choice_index"
 
 	ProviderVLLM = "vllm"
 	ServiceName  = "tokentap"

@@ -141,8 +141,10 @@ func (p *Proxy) serveReward(w http.ResponseWriter, r *http.Request, key rollout.
 		return
 	}
 	var body struct {
-		Value *float64 `json:"value"`
-		Name  string   `json:"name"`
+		Value       *float64 `json:"value"`
+		Name        string   `json:"name"`
+		SequenceID  *int64   `json:"sequence_id"`
+		ChoiceIndex *int64   `json:"choice_index"`
 	}
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxRewardBody))
 	if err := dec.Decode(&body); err != nil {
@@ -156,6 +158,25 @@ func (p *Proxy) serveReward(w http.ResponseWriter, r *http.Request, key rollout.
 	if body.Name == "" {
 		body.Name = "primary"
 	}
+	targetSeq, targetChoice := uint64(0), -1
+	if body.SequenceID != nil {
+		if *body.SequenceID < 1 {
+			httperr.Write(w, http.StatusBadRequest, "reward \"sequence_id\" must name a call: an integer >= 1")
+			return
+		}
+		targetSeq = uint64(*body.SequenceID)
+	}
+	if body.ChoiceIndex != nil {
+		if targetSeq == 0 {
+			httperr.Write(w, http.StatusBadRequest, "reward \"choice_index\" needs \"sequence_id\": the call whose choice it scores")
+			return
+		}
+		if *body.ChoiceIndex < 0 || *body.ChoiceIndex > math.MaxInt32 {
+			httperr.Write(w, http.StatusBadRequest, "reward \"choice_index\" must be an integer >= 0")
+			return
+		}
+		targetChoice = int(*body.ChoiceIndex)
+	}
 	if err := p.cfg.Recorder.Writable(); err != nil {
 		p.refused("disk_full")
 		httperr.Write(w, http.StatusInsufficientStorage, "tokentap cannot record the reward now: "+err.Error())
@@ -167,9 +188,14 @@ func (p *Proxy) serveReward(w http.ResponseWriter, r *http.Request, key rollout.
 	}
 	defer p.attempts.end(key)
 	seq, err := p.cfg.Recorder.NextSequence(r.Context(), key)
+	if err == nil && targetSeq >= seq {
+		httperr.Write(w, http.StatusBadRequest, fmt.Sprintf("reward \"sequence_id\" %d names no call yet: rollout %s is at %d", targetSeq, key.RolloutID, seq-1))
+		return
+	}
 	if err == nil {
 		err = p.cfg.Recorder.RecordReward(context.WithoutCancel(r.Context()), &exporter.Reward{
 			Key: key, Seq: seq, Name: body.Name, Value: *body.Value, Time: time.Now(),
+			TargetSeq: targetSeq, TargetChoice: targetChoice,
 		})
 	}
 	if err != nil {

@@ -643,7 +643,8 @@ func TestRewardAndComplete(t *testing.T) {
 	if status != 201 || string(b) != `{"sequence_id":2}` {
 		t.Errorf("reward: %d %s", status, b)
 	}
-	for _, bad := range []string{`{}`, `{"value":"x"}`, `not json`, `{"value":1e999}`} {
+	for _, bad := range []string{`{}`, `{"value":"x"}`, `not json`, `{"value":1e999}`,
+		`{"value":1,"sequence_id":0}`, `{"value":1,"choice_index":0}`, `{"value":1,"sequence_id":1,"choice_index":-1}`} {
 		if status, _, _ := post(t, base, "/reward", bad); status != 400 {
 			t.Errorf("reward %s: %d", bad, status)
 		}

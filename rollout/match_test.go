@@ -81,3 +81,49 @@ func TestTripletsMatchedPast(t *testing.T) {
 		t.Errorf("rewards moved: %+v", got)
 	}
 }
+
+// Targeted rewards go to the call (or the choice) they name; the rule then
+// passes over that call.
+func TestTargetedRewards(t *testing.T) {
+	two := []Choice{{Index: 0, TokenIDs: []int64{1}}, {Index: 1, TokenIDs: []int64{2}}}
+	calls := []Call{{Seq: 1, Usable: true, Choices: two[:1]}, {Seq: 2, Usable: true, Choices: two}, {Seq: 3, Choices: two[:1]}}
+	tests := []struct {
+		name    string
+		rewards []Reward
+		want    map[[2]int]float64 // (seq, choice) → reward; absent: none
+	}{
+		{"one reward per choice", []Reward{
+			{Seq: 4, Value: 1, TargetSeq: 2, TargetChoice: 0},
+			{Seq: 5, Value: 0.5, TargetSeq: 2, TargetChoice: 1},
+		}, map[[2]int]float64{{2, 0}: 1, {2, 1}: 0.5}},
+		{"untargeted reward skips a call with a targeted one", []Reward{
+			{Seq: 4, Value: 1, TargetSeq: 2, TargetChoice: 1},
+			{Seq: 5, Value: 7},
+		}, map[[2]int]float64{{2, 1}: 1, {1, 0}: 7}},
+		{"whole-call target and a choice override", []Reward{
+			{Seq: 4, Value: 2, TargetSeq: 2, TargetChoice: -1},
+			{Seq: 5, Value: 3, TargetSeq: 2, TargetChoice: 1},
+		}, map[[2]int]float64{{2, 0}: 2, {2, 1}: 3}},
+		{"a later reward for the same target replaces it", []Reward{
+			{Seq: 5, Value: 9, TargetSeq: 1, TargetChoice: -1},
+			{Seq: 4, Value: 8, TargetSeq: 1, TargetChoice: -1},
+		}, map[[2]int]float64{{1, 0}: 9}},
+		{"target an unusable or unknown call: nothing", []Reward{
+			{Seq: 4, Value: 1, TargetSeq: 3, TargetChoice: -1},
+			{Seq: 5, Value: 1, TargetSeq: 42, TargetChoice: 0},
+		}, map[[2]int]float64{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := map[[2]int]float64{}
+			for _, tr := range Triplets(calls, tt.rewards) {
+				if tr.Reward != nil {
+					got[[2]int{int(tr.Seq), tr.ChoiceIndex}] = *tr.Reward
+				}
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

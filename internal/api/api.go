@@ -194,7 +194,8 @@ func decode(recs []store.Record) (decoded, error) {
 			continue
 		}
 		if name, value, ok := exporter.RewardFromSpan(sp); ok {
-			d.rewards = append(d.rewards, rollout.Reward{Seq: rec.Seq, Name: name, Value: value})
+			target, choice := exporter.RewardTarget(sp)
+			d.rewards = append(d.rewards, rollout.Reward{Seq: rec.Seq, Name: name, Value: value, TargetSeq: target, TargetChoice: choice})
 		}
 	}
 	return d, nil
@@ -257,6 +258,18 @@ type rewardView struct {
 	SequenceID uint64  `json:"sequence_id"`
 	Name       string  `json:"name"`
 	Value      float64 `json:"value"`
+	// For a reward posted for one call (and choice).
+	TargetSequenceID uint64 `json:"target_sequence_id,omitempty"`
+	TargetChoice     *int   `json:"target_choice_index,omitempty"`
+}
+
+func viewReward(rw rollout.Reward) rewardView {
+	v := rewardView{SequenceID: rw.Seq, Name: rw.Name, Value: rw.Value, TargetSequenceID: rw.TargetSeq}
+	if rw.Targeted() && rw.TargetChoice >= 0 {
+		c := rw.TargetChoice
+		v.TargetChoice = &c
+	}
+	return v
 }
 
 func viewCall(c *exporter.Call) callView {
@@ -330,7 +343,7 @@ func (a *API) calls(w http.ResponseWriter, r *http.Request) {
 		out.Calls = append(out.Calls, viewCall(c))
 	}
 	for _, rw := range d.rewards {
-		out.Rewards = append(out.Rewards, rewardView{SequenceID: rw.Seq, Name: rw.Name, Value: rw.Value})
+		out.Rewards = append(out.Rewards, viewReward(rw))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -347,6 +360,8 @@ type tripletView struct {
 	MatchedPast   []uint64 `json:"matched_past,omitempty"`
 	PolicyVersion string   `json:"policy_version,omitempty"`
 	PolicyEnd     string   `json:"policy_version_end,omitempty"`
+	FinishReason  string   `json:"finish_reason"`
+	Model         string   `json:"model"`
 }
 
 // triplets serves the triplets view of one attempt.
@@ -367,6 +382,7 @@ func (a *API) triplets(w http.ResponseWriter, r *http.Request) {
 			SequenceID: t.Seq, ChoiceIndex: t.ChoiceIndex, PromptTokenIDs: t.PromptTokenIDs,
 			ResponseTokenIDs: t.ResponseTokenIDs, ResponseLogprobs: t.ResponseLogprobs, Reward: t.Reward,
 			MatchedPast: t.MatchedPast, PolicyVersion: t.PolicyVersion, PolicyEnd: t.PolicyVersionEnd,
+			FinishReason: t.FinishReason, Model: t.Model,
 		})
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -377,15 +393,25 @@ func tripletCalls(calls []*exporter.Call) []rollout.Call {
 	out := make([]rollout.Call, 0, len(calls))
 	for _, c := range calls {
 		rc := rollout.Call{Seq: c.Seq, Usable: c.Status == exporter.StatusOK && c.Valid,
-			PolicyVersion: c.PolicyVersion, PolicyVersionEnd: c.PolicyVersionEnd}
+			PolicyVersion: c.PolicyVersion, PolicyVersionEnd: c.PolicyVersionEnd, Model: modelOf(c)}
 		for _, ch := range c.Response.Choices {
 			rc.Choices = append(rc.Choices, rollout.Choice{
 				Index: ch.Index, PromptTokenIDs: promptOf(&c.Response, ch), TokenIDs: ch.TokenIDs, Logprobs: ch.Logprobs,
+				FinishReason: ch.FinishReason,
 			})
 		}
 		out = append(out, rc)
 	}
 	return out
+}
+
+// modelOf is the model that answered a call: the response's model, else
+// the one requested.
+func modelOf(c *exporter.Call) string {
+	if c.Response.Model != "" {
+		return c.Response.Model
+	}
+	return c.Request.Model
 }
 
 func promptOf(res *tokenids.Result, ch tokenids.Choice) []int64 {
