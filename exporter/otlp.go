@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -17,8 +18,16 @@ import (
 // holding stored records: one ResourceSpans per run of records that share a
 // rollout, an attempt and a resource, with each record's ScopeSpans under
 // it. It splices the stored bytes without decoding the spans, so shipping
-// a span costs a copy, not a parse.
+// a span costs a copy, not a parse. Calls stored as deltas are put back
+// whole first (AppendTracesFrom), their parents taken from recs: a parent
+// outside them fails with ErrPromptParentMissing.
 func AppendTraces(dst []byte, recs []store.Record) ([]byte, error) {
+	return AppendTracesFrom(context.Background(), dst, recs, nil)
+}
+
+// AppendTracesFrom is AppendTraces reading the prompt parents that are not
+// in recs from src (nil: none).
+func AppendTracesFrom(ctx context.Context, dst []byte, recs []store.Record, src RecordSource) ([]byte, error) {
 	type group struct {
 		resource, schema []byte
 		scopes           [][]byte
@@ -26,8 +35,20 @@ func AppendTraces(dst []byte, recs []store.Record) ([]byte, error) {
 	}
 	var groups []*group
 	var key [2]string
+	var resolver *Resolver
 	for _, rec := range recs {
-		res, scopes, schema, err := splitResourceSpans(rec.Data)
+		data := rec.Data
+		if IsDelta(rec) {
+			if resolver == nil {
+				resolver = NewResolver(src)
+				resolver.Add(recs...)
+			}
+			var err error
+			if data, err = resolver.Full(ctx, rec); err != nil {
+				return dst, err
+			}
+		}
+		res, scopes, schema, err := splitResourceSpans(data)
 		if err != nil {
 			return dst, fmt.Errorf("record %d: %w", rec.Cursor, err)
 		}
@@ -120,8 +141,15 @@ func (f Format) ContentType() string {
 // EncodeTraces encodes stored records as OTLP TracesData. JSON follows the
 // OTLP/JSON mapping (hex trace and span ids, 64-bit integers as strings,
 // integer enums), as the OpenTelemetry Collector's pdata implements it.
+// Prompt parents outside recs are missing (see EncodeTracesFrom).
 func EncodeTraces(recs []store.Record, f Format) ([]byte, error) {
-	pb, err := AppendTraces(nil, recs)
+	return EncodeTracesFrom(context.Background(), recs, nil, f)
+}
+
+// EncodeTracesFrom is EncodeTraces reading the prompt parents that are not
+// in recs from src.
+func EncodeTracesFrom(ctx context.Context, recs []store.Record, src RecordSource, f Format) ([]byte, error) {
+	pb, err := AppendTracesFrom(ctx, nil, recs, src)
 	if err != nil || f == Protobuf {
 		return pb, err
 	}

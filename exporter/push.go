@@ -50,6 +50,10 @@ type Pusher struct {
 	name   string // of the persisted position
 	log    zerolog.Logger
 	buf    []byte // the export request being built, reused
+	// fit is how many records the next batch holds at most (0: up to
+	// MaxBatchSpans), learnt from exports that had to be halved to fit
+	// MaxBatchBytes (learnFit).
+	fit int
 
 	mu    sync.Mutex
 	state PushState
@@ -193,6 +197,9 @@ func (p *Pusher) drain(pos uint64) {
 // last cursor of the batch), the records in the batch, and the outcome.
 func (p *Pusher) shipOnce(ctx context.Context, pos uint64, limit int) (uint64, int, sendResult, error) {
 	upTo := p.store.Cursor()
+	if p.fit > 0 {
+		limit = min(limit, p.fit)
+	}
 	recs, next, err := p.store.Scan(ctx, pos, limit, p.cfg.MaxBatchBytes, "", "")
 	if err != nil {
 		p.fail(err)
@@ -206,13 +213,28 @@ func (p *Pusher) shipOnce(ctx context.Context, pos uint64, limit int) (uint64, i
 		p.update(func(s *PushState) { s.Position = upTo })
 		return upTo, 0, sendResult{}, nil
 	}
-	req, err := AppendTraces(p.buf[:0], recs)
+	req, err := AppendTracesFrom(ctx, p.buf[:0], recs, p.store)
+	// The scan bounds the batch by stored bytes, but a call stored as a
+	// delta exports whole, many times its stored size: halve the batch
+	// until its export fits (a record alone ships however large, as it
+	// did before deltas).
+	halved := false
+	for err == nil && len(req) > p.cfg.MaxBatchBytes && len(recs) > 1 {
+		recs, halved = recs[:len(recs)/2], true
+		req, err = AppendTracesFrom(ctx, req[:0], recs, p.store)
+	}
+	next = recs[len(recs)-1].Cursor
 	if err != nil {
 		// A record that cannot be decoded will never ship: treat it as refused.
 		p.fail(err)
 		return next, len(recs), sendResult{rejected: true}, err
 	}
-	p.buf = req
+	p.learnFit(len(recs), len(req), halved)
+	if cap(req) <= 2*p.cfg.MaxBatchBytes {
+		p.buf = req
+	} else {
+		p.buf = nil // an oversize export: do not keep its buffer
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ExportTimeout)
 	res, err := p.sender.send(sctx, req)
 	cancel()
@@ -240,6 +262,23 @@ func (p *Pusher) shipOnce(ctx context.Context, pos uint64, limit int) (uint64, i
 		s.LastSuccess = time.Now().UTC()
 	})
 	return next, len(recs), res, nil
+}
+
+// learnFit sets how many records the next batch starts from, after an
+// export of n records and size bytes. Halving from MaxBatchSpans at every
+// batch would encode each export several times over, all the more when
+// records export much larger than they are stored (deltas): the next batch
+// starts from what fitted, and doubles once an export takes at most half
+// the bound.
+func (p *Pusher) learnFit(n, size int, halved bool) {
+	switch {
+	case halved:
+		p.fit = n
+	case p.fit > 0 && n >= p.fit && size <= p.cfg.MaxBatchBytes/2:
+		if p.fit *= 2; p.fit >= p.cfg.MaxBatchSpans {
+			p.fit = 0
+		}
+	}
 }
 
 func (p *Pusher) fail(err error) {

@@ -33,11 +33,32 @@ type Recorder struct {
 	tracer  trace.Tracer
 	capture bool
 	bufs    sync.Pool // of *[]byte: encoding buffers, reused once a span is committed
+	// index finds the earlier call a prompt extends, so that the call is
+	// stored as the tokens it adds (delta.go); nil stores every call whole.
+	index *promptIndex
+}
+
+// RecorderOption configures NewRecorder.
+type RecorderOption func(*recorderOptions)
+
+type recorderOptions struct{ wholePrompts bool }
+
+// WithWholePrompts stores every call's whole prompt, as tokentap did before
+// it stored prompts as deltas: for comparisons (benchmarks) and tests.
+func WithWholePrompts() RecorderOption {
+	return func(o *recorderOptions) { o.wholePrompts = true }
 }
 
 // NewRecorder returns a Recorder writing to st. With capture, request
-// messages and output texts are kept on the spans.
-func NewRecorder(st *store.Store, capture bool, version string) *Recorder {
+// messages and output texts are kept on the spans. A call whose prompt
+// extends an earlier call's context in its attempt is stored as a
+// reference to it plus the tokens it adds, when the store keeps prompt
+// parents (store.Store.KeepsPromptParents); reads put the whole prompt back.
+func NewRecorder(st *store.Store, capture bool, version string, opts ...RecorderOption) *Recorder {
+	var o recorderOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	tp := sdktrace.NewTracerProvider(
 		// Every call is recorded, whatever a parent's sampling flag says.
 		sdktrace.WithSampler(sdktrace.AlwaysSample()),
@@ -54,11 +75,15 @@ func NewRecorder(st *store.Store, capture bool, version string) *Recorder {
 			AttributePerLinkCountLimit:  0,
 		}),
 	)
-	return &Recorder{
+	r := &Recorder{
 		store:   st,
 		tracer:  tp.Tracer(ScopeName, trace.WithInstrumentationVersion(version)),
 		capture: capture,
 	}
+	if st != nil && !o.wholePrompts && st.KeepsPromptParents() {
+		r.index = newPromptIndex()
+	}
+	return r
 }
 
 // NextSequence allocates the sequence id of a call or reward about to start.
@@ -76,10 +101,19 @@ func (r *Recorder) RecordCall(ctx context.Context, c *Call) error {
 	if c.Parent.IsValid() {
 		parent = trace.ContextWithRemoteSpanContext(parent, c.Parent)
 	}
+	attrs, arrays := callAttributes(c, r.capture), callArrays(c)
+	var plan *deltaPlan
+	promptParent := uint64(0)
+	if r.index != nil {
+		if plan = r.planPrompt(c); plan != nil && plan.level > 0 {
+			attrs = plan.apply(attrs, arrays)
+			promptParent = plan.match.ref.seq
+		}
+	}
 	_, span := r.tracer.Start(parent, name,
 		trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithTimestamp(c.Start),
-		trace.WithAttributes(callAttributes(c, r.capture)...))
+		trace.WithAttributes(attrs...))
 	addChoiceEvents(span, c)
 	if c.Status != StatusOK {
 		span.SetStatus(codes.Error, validUTF8(c.Error))
@@ -87,7 +121,20 @@ func (r *Recorder) RecordCall(ctx context.Context, c *Call) error {
 	span.End(trace.WithTimestamp(c.End))
 	sc := span.SpanContext()
 	c.TraceID, c.SpanID = sc.TraceID(), sc.SpanID()
-	return r.commit(ctx, span, callArrays(c), c.Key, c.Seq, store.KindCall, c.End)
+	if err := r.commitRecord(ctx, span, arrays, c.Key, c.Seq, store.KindCall, c.End, promptParent); err != nil {
+		return err
+	}
+	if plan != nil {
+		// Only now: a child must never refer to a parent a crash could lose.
+		choices := make(map[int][]int64, len(c.Response.Choices))
+		for _, ch := range c.Response.Choices {
+			if ch.TokenIDs != nil {
+				choices[ch.Index] = ch.TokenIDs
+			}
+		}
+		r.index.add(c.Key, c.Seq, plan.level, time.Now(), plan.prompt, plan.blocks, choices, plan.bounds)
+	}
+	return nil
 }
 
 // RecordReward commits a reward span.
@@ -111,6 +158,11 @@ func (r *Recorder) RecordReward(ctx context.Context, rw *Reward) error {
 
 // commit encodes an ended span as OTLP and appends it to the store.
 func (r *Recorder) commit(ctx context.Context, span trace.Span, arrays *tokenArrays, key rollout.Key, seq uint64, kind store.Kind, end time.Time) error {
+	return r.commitRecord(ctx, span, arrays, key, seq, kind, end, 0)
+}
+
+// commitRecord is commit for a record that may refer to a prompt parent.
+func (r *Recorder) commitRecord(ctx context.Context, span trace.Span, arrays *tokenArrays, key rollout.Key, seq uint64, kind store.Kind, end time.Time, promptParent uint64) error {
 	ro, ok := span.(sdktrace.ReadOnlySpan)
 	if !ok {
 		return fmt.Errorf("record %s: the SDK returned a non-recording span", kind)
@@ -122,7 +174,7 @@ func (r *Recorder) commit(ctx context.Context, span trace.Span, arrays *tokenArr
 	// Append copies the data into the store before it returns.
 	return r.store.Append(ctx, &store.Record{
 		RolloutID: key.RolloutID, AttemptID: key.AttemptID, Seq: seq,
-		Kind: kind, Time: end, Data: *out,
+		Kind: kind, Time: end, Data: *out, PromptParent: promptParent,
 	})
 }
 
@@ -353,6 +405,9 @@ func (r *Recorder) Complete(ctx context.Context, key rollout.Key) (Completion, e
 	sum, err := r.store.Complete(ctx, key.RolloutID, key.AttemptID)
 	if err != nil {
 		return Completion{}, err
+	}
+	if r.index != nil {
+		r.index.forget(key) // a complete attempt takes no more calls
 	}
 	return Completion{Calls: sum.Calls, LastSeq: sum.LastSeq}, nil
 }

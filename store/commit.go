@@ -14,7 +14,13 @@ import (
 type writeReq struct {
 	records  []*Record
 	complete *completeReq
+	drift    *driftReq
 	done     chan error
+}
+
+type driftReq struct {
+	rid, aid string
+	counts   map[string]int
 }
 
 type completeReq struct {
@@ -98,6 +104,14 @@ func (s *Store) commitTxn(batch []*writeReq) (n int, errs []error, err error) {
 				return s.stagingFailed(batch, i, err)
 			}
 			completion++
+			continue
+		}
+		if d := req.drift; d != nil {
+			sum, err := s.summaryIn(txn, summaries, d.rid)
+			if err != nil {
+				return s.stagingFailed(batch, i, err)
+			}
+			sum.attempt(d.aid).Drift = d.counts
 			continue
 		}
 		next, err := s.setRecords(txn, summaries, req.records, cursor)
@@ -184,6 +198,13 @@ func (s *Store) setRecords(txn *badger.Txn, summaries map[string]*RolloutSummary
 		// sweep expires records in cursor order) and how many parts follow.
 		if err := txn.SetEntry(s.recordEntry(cursorKey(cursor), indexValue(now, key, parts))); err != nil {
 			return cursor, err
+		}
+		// A record that refers to a prompt parent is listed under it, so
+		// that retention rewrites it whole before the parent goes.
+		if rec.PromptParent != 0 && rec.PromptParent != rec.Seq {
+			if err := txn.SetEntry(s.recordEntry(childKey(rec, cursor), key)); err != nil {
+				return cursor, err
+			}
 		}
 		sum, err := s.summaryIn(txn, summaries, rec.RolloutID)
 		if err != nil {

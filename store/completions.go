@@ -132,3 +132,15 @@ func (s *Store) loadCompletions() error {
 	}
 	return nil
 }
+
+// SetDrift records how many calls of a completed attempt drifted, by cause
+// (the trajectories diagnosis), in the attempt's summary.
+func (s *Store) SetDrift(ctx context.Context, rid, aid string, counts map[string]int) error {
+	if counts == nil {
+		counts = map[string]int{}
+	}
+	if err := s.submit(ctx, &writeReq{drift: &driftReq{rid: rid, aid: aid, counts: counts}}); err != nil {
+		return fmt.Errorf("record drift of %s/%s: %w", rid, aid, err)
+	}
+	return nil
+}

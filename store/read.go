@@ -34,6 +34,9 @@ type AttemptSummary struct {
 	UpdatedAt   time.Time `json:"updated_at"`
 	Complete    bool      `json:"complete"`
 	CompletedAt time.Time `json:"completed_at,omitzero"`
+	// Drift counts the attempt's drifted calls by cause, once its
+	// trajectories were diagnosed (SetDrift); nil before.
+	Drift map[string]int `json:"drift,omitempty"`
 }
 
 func (r *RolloutSummary) attempt(aid string) *AttemptSummary {

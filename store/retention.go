@@ -30,11 +30,12 @@ type heldRecords struct {
 // sweepBatch bounds the records deleted in one transaction.
 const sweepBatch = 512
 
-// recordEntry is a record's key (record, part, cursor index): it expires by
-// TTL only when no position holds retention.
+// recordEntry is a record's key (record, part, cursor index, prompt child
+// reference): it expires by TTL only when no position holds retention and
+// no record's prompt parent must outlive it (Options.Rebase).
 func (s *Store) recordEntry(key, value []byte) *badger.Entry {
 	e := badger.NewEntry(key, value)
-	if s.opts.Retention > 0 && len(s.opts.HoldFor) == 0 {
+	if s.opts.Retention > 0 && len(s.opts.HoldFor) == 0 && s.opts.Rebase == nil {
 		e = e.WithTTL(s.opts.Retention)
 	}
 	return e
@@ -66,9 +67,13 @@ type indexEntry struct {
 }
 
 func indexValue(committed time.Time, key []byte, parts int) []byte {
+	return indexValueAt(committed.UnixNano(), key, parts)
+}
+
+func indexValueAt(committed int64, key []byte, parts int) []byte {
 	v := make([]byte, 0, 1+8+4+len(key))
 	v = append(v, indexV2)
-	v = binary.BigEndian.AppendUint64(v, uint64(committed.UnixNano()))
+	v = binary.BigEndian.AppendUint64(v, uint64(committed))
 	v = binary.BigEndian.AppendUint32(v, uint32(parts))
 	return append(v, key...)
 }
@@ -212,8 +217,19 @@ func (s *Store) deleteRecords(batch []indexEntry) error {
 func (s *Store) deleteTxn(batch []indexEntry) (int, error) {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
+	// The records' prompt children that stay are rewritten whole first,
+	// in cursor order, from the store as it was before any deletion here.
+	snap := s.db.NewTransaction(false)
+	defer snap.Discard()
+	gone := make(map[uint64]bool, len(batch))
+	for _, e := range batch {
+		gone[e.cursor] = true
+	}
 	for i, e := range batch {
-		err := txn.Delete(e.key)
+		err := s.rebaseChildren(txn, snap, e, gone)
+		if err == nil {
+			err = txn.Delete(e.key)
+		}
 		for p := uint32(1); p <= e.parts && err == nil; p++ {
 			err = txn.Delete(partKey(e.cursor, p))
 		}
@@ -223,6 +239,7 @@ func (s *Store) deleteTxn(batch []indexEntry) (int, error) {
 		if errors.Is(err, badger.ErrTxnTooBig) && i > 0 {
 			// This record does not fit whole: commit the ones before it alone.
 			txn.Discard()
+			snap.Discard()
 			return s.deleteTxn(batch[:i])
 		}
 		if err != nil {

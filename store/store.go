@@ -57,6 +57,12 @@ type Record struct {
 	Kind      Kind
 	Time      time.Time // when the call or reward ended
 	Data      []byte    // the encoded span
+	// PromptParent is the sequence id of the record (same rollout and
+	// attempt) whose context Data reuses instead of holding the whole
+	// prompt; 0 for none. Set by the writer, it lets retention rewrite the
+	// record whole before the parent goes (Options.Rebase). It is not read
+	// back: the data names its parent itself.
+	PromptParent uint64
 }
 
 // Options configure Open.
@@ -83,6 +89,14 @@ type Options struct {
 	// commit would. It is the seam that lets tests hold a commit pending
 	// (by blocking) or make it fail, to check what agents see meanwhile.
 	BeforeCommit func() error
+	// Rebase rewrites a record whose data refers to its PromptParent into a
+	// self-contained one, reading its ancestors with parent (same rollout
+	// and attempt, by sequence id). Retention calls it before deleting a
+	// record that still has such children. With Rebase set, records are
+	// deleted by the sweep only (no TTL), since a TTL would let a parent go
+	// before its child; without it, a store with Retention cannot keep
+	// prompt parents (KeepsPromptParents).
+	Rebase func(child Record, parent func(seq uint64) (Record, error)) ([]byte, error)
 
 	memTableSize int64 // tests: a small memtable flushes (and so compacts) sooner
 }
@@ -124,6 +138,11 @@ type Store struct {
 	swept   uint64     // cursor the sweep has deleted up to (under sweepMu)
 	held    atomic.Pointer[heldRecords]
 	oldest  atomic.Int64 // unix ns at or before the commit of every record (noteOldest)
+	// reclaimMu: one compaction and value-log GC at a time. Badger refuses
+	// a second value-log GC while one runs (ErrRejected), so without it an
+	// explicit Reclaim that meets maintain's would give up having freed
+	// nothing.
+	reclaimMu sync.Mutex
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced on every commit
@@ -491,6 +510,8 @@ func (s *Store) reclaim(compact bool) {
 	if s.opts.InMemory {
 		return
 	}
+	s.reclaimMu.Lock()
+	defer s.reclaimMu.Unlock()
 	if compact {
 		if err := s.db.Flatten(2); err != nil {
 			s.log.Warn().Err(err).Msg("compact the store")

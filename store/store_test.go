@@ -400,11 +400,23 @@ func crashChild() {
 
 // Records past their retention give their disk space back: expired keys
 // leave the LSM tree at compaction, then the value log files that held
-// them are rewritten or deleted.
+// them are rewritten or deleted. Both ways records go: Badger's TTL, and
+// the sweep (what the sidecar uses, since its Rebase must see a prompt
+// parent go).
 func TestRetentionShrinksDisk(t *testing.T) {
+	rebase := func(child Record, _ func(uint64) (Record, error)) ([]byte, error) { return child.Data, nil }
+	for _, tc := range []struct {
+		name   string
+		rebase func(Record, func(uint64) (Record, error)) ([]byte, error)
+	}{{"ttl", nil}, {"sweep", rebase}} {
+		t.Run(tc.name, func(t *testing.T) { testRetentionShrinksDisk(t, tc.rebase) })
+	}
+}
+
+func testRetentionShrinksDisk(t *testing.T, rebase func(Record, func(uint64) (Record, error)) ([]byte, error)) {
 	dir := t.TempDir()
 	// A small memtable flushes keys to tables soon, as a busy store does.
-	s, err := Open(context.Background(), Options{Dir: dir, Retention: 4 * time.Second, memTableSize: 1 << 20, Logger: zerolog.Nop()})
+	s, err := Open(context.Background(), Options{Dir: dir, Retention: 4 * time.Second, Rebase: rebase, memTableSize: 1 << 20, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,11 +433,17 @@ func TestRetentionShrinksDisk(t *testing.T) {
 	}
 	wg.Wait()
 	before := dirUsage(dir)
-	time.Sleep(4500 * time.Millisecond) // past the retention
-	// Fresh records keep the active value log file busy (it is never
-	// collected); the retention outlasts the reclaim on a slow machine.
-	for i := range 10 {
-		s.Append(ctx, &Record{RolloutID: "fresh", AttemptID: "0", Seq: uint64(i + 1), Kind: KindCall, Time: time.Now(), Data: data})
+	time.Sleep(4500 * time.Millisecond)    // past the retention
+	if err := s.Reclaim(ctx); err != nil { // the sweep deletes what it must
+		t.Fatal(err)
+	}
+	// A busy store goes on writing: fresh records keep the active value log
+	// file busy (it is never collected), and fill the memtable, which flushes
+	// the sweep's deletions to the tables where compaction meets the records
+	// they delete. The retention outlasts the reclaim on a slow machine.
+	fresh := bytes.Repeat([]byte("f"), 900) // inline in the memtable
+	for i := range 1600 {
+		s.Append(ctx, &Record{RolloutID: "fresh", AttemptID: "0", Seq: uint64(i + 1), Kind: KindCall, Time: time.Now(), Data: fresh})
 	}
 	if err := s.Reclaim(ctx); err != nil {
 		t.Fatal(err)
@@ -435,8 +453,11 @@ func TestRetentionShrinksDisk(t *testing.T) {
 	if after > before/2 {
 		t.Errorf("disk went from %d to %d bytes", before, after)
 	}
-	if got, _ := s.Records(ctx, "fresh", "0"); len(got) != 10 {
+	if got, _ := s.Records(ctx, "fresh", "0"); len(got) != 1600 {
 		t.Errorf("live records lost: %d", len(got))
+	}
+	if got, _ := s.Records(ctx, "r0", "0"); len(got) != 0 {
+		t.Errorf("%d records past retention left", len(got))
 	}
 }
 
