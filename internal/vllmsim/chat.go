@@ -13,7 +13,9 @@ type chatChoice struct {
 	index   int
 	out     *sampleOut
 	content *string // message.content; nil → null
-	calls   []toolCall
+	// reasoning is message.reasoning (qwen3 reasoning parser); nil → null.
+	reasoning *string
+	calls     []toolCall
 	// finish is the non-stream finish_reason, streamFinish the stream one
 	// (vLLM derives them by slightly different rules).
 	finish       string
@@ -23,6 +25,10 @@ type chatChoice struct {
 	// of the text streamed as content.
 	toolStart  int
 	contentEnd int
+	// [rStart, rEnd) is the reasoning in the output text and cStart where
+	// content starts (all 0 without a reasoning parser); the stream sends
+	// reasoning deltas while it has not reached cStart.
+	rStart, rEnd, cStart int
 }
 
 // chatRun is everything one chat request produced.
@@ -58,7 +64,12 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, badRequest("Cannot set both `continue_final_message` and `add_generation_prompt` to True.", nil))
 		return
 	}
-	promptIDs := s.tok.encode(renderChat(req.messages, toolsBlock(req.tools), req.addGenerationPrompt, req.continueFinal))
+	promptText, e := s.renderPrompt(req)
+	if e != nil {
+		writeAPIError(w, e)
+		return
+	}
+	promptIDs := s.encode(promptText)
 	maxTokens, e := s.checkLengths(len(promptIDs), req.maxTokens)
 	if e != nil {
 		writeAPIError(w, e)
@@ -105,20 +116,35 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	p := baseGenParams(&req.commonRequest, promptIDs, maxTokens)
 	p.eos = tokImEnd
 	toolsActive := len(req.tools) > 0 && req.toolChoice != "none"
+	reasoningOn := s.template == TemplateQwen3
+	thinks := reasoningOn && req.thinkingEnabled()
+	preq := s.policyRequest(req)
 	switch {
 	case s.opts.Policy != nil && s.opts.Policy(req.messages, 0) != "":
 		msgs := append([]Message(nil), req.messages...)
 		p.forced = func(i int) string { return s.opts.Policy(msgs, i) }
+	case s.opts.AgentPolicy != nil && s.opts.AgentPolicy(preq) != "":
+		p.forced = func(i int) string {
+			r := preq
+			r.Sample = i
+			return s.opts.AgentPolicy(r)
+		}
 	case toolsActive && (req.toolChoice != "auto" || mentionsWeather(req.messages)):
 		name := req.tools[0].name
 		if req.toolChoice == "named" {
 			name = req.toolChoiceName
 		}
-		p.forced = func(int) string { return toolCallText(name) }
+		text := toolCallText(name)
+		if thinks {
+			text = thinkBlock("The user asks about the weather, so I should call "+name+".") + text
+		}
+		p.forced = func(int) string { return text }
+	default:
+		p.think = thinks
 	}
 	completion := 0
 	for i, out := range s.generate(p) {
-		run.choices = append(run.choices, newChatChoice(req, run.id, i, out, toolsActive))
+		run.choices = append(run.choices, newChatChoice(req, run.id, i, out, toolsActive, reasoningOn))
 		completion += len(out.tokens)
 	}
 	s.promptTokens.Add(int64(len(promptIDs)))
@@ -151,32 +177,45 @@ func toolCallID(respID string, choice, call int) string {
 	return fmt.Sprintf("chatcmpl-tool-%016x", mix(uint64(fnv1a32(respID)), uint64(choice), uint64(call)))
 }
 
-// newChatChoice applies the hermes tool parser and vLLM's finish_reason rules.
-func newChatChoice(req *chatRequest, respID string, i int, out *sampleOut, toolsActive bool) *chatChoice {
+// newChatChoice applies the reasoning parser (reasoningOn: qwen3), the
+// hermes tool parser and vLLM's finish_reason rules.
+func newChatChoice(req *chatRequest, respID string, i int, out *sampleOut, toolsActive, reasoningOn bool) *chatChoice {
 	text := out.text
 	c := &chatChoice{
 		index: i, out: out, content: &text,
 		finish: out.finish, streamFinish: out.finish,
 		toolStart: -1, contentEnd: len(text),
 	}
+	if reasoningOn {
+		sp := splitReasoning(text, req.thinkingEnabled())
+		c.reasoning, c.content = sp.reasoning, sp.content
+		c.rStart, c.rEnd, c.cStart = sp.rStart, sp.rEnd, sp.cStart
+	}
 	if !toolsActive {
 		return c
 	}
-	content, calls, parsed := parseHermes(text)
-	if parsed {
-		for j := range calls {
-			calls[j].id = toolCallID(respID, i, j)
-		}
-		c.calls, c.content = calls, content
-		c.contentEnd = strings.Index(text, "<tool_call>")
-		for k, id := range out.tokens {
-			if id == tokToolCallStart {
-				c.toolStart = k
-				break
+	var parsed bool
+	if c.content != nil {
+		body := *c.content
+		var content *string
+		var calls []toolCall
+		content, calls, parsed = parseHermes(body)
+		if parsed {
+			for j := range calls {
+				calls[j].id = toolCallID(respID, i, j)
 			}
-		}
-		if req.toolChoice != "named" && out.finish == "stop" {
-			c.streamFinish = "tool_calls"
+			c.calls, c.content = calls, content
+			c.contentEnd = c.cStart + strings.Index(body, "<tool_call>")
+			for k, id := range out.tokens {
+				// The first <tool_call> token after the reasoning.
+				if id == tokToolCallStart && (k == 0 || out.visible[k-1] >= c.cStart) {
+					c.toolStart = k
+					break
+				}
+			}
+			if req.toolChoice != "named" && out.finish == "stop" {
+				c.streamFinish = "tool_calls"
+			}
 		}
 	}
 	switch req.toolChoice {
@@ -257,7 +296,13 @@ func (s *Server) appendChatResponse(b []byte, run *chatRun) []byte {
 			b = appendJSONString(b, tc.arguments)
 			b = append(b, "}}"...)
 		}
-		b = append(b, `],"reasoning":null},"logprobs":`...)
+		b = append(b, `],"reasoning":`...)
+		if c.reasoning != nil {
+			b = appendJSONString(b, *c.reasoning)
+		} else {
+			b = append(b, "null"...)
+		}
+		b = append(b, `},"logprobs":`...)
 		if req.logprobs {
 			b = s.appendChatLogprobs(b, c.out, 0, len(c.out.tokens), int(req.topLogprobs), req.returnTokensAsIDs)
 		} else {
@@ -296,7 +341,7 @@ func (s *Server) appendChatLogprobs(b []byte, out *sampleOut, from, to, topN int
 		}
 		id := out.tokens[k]
 		dict := s.tokenLogprobs(out.seed, k, id, topN-1)
-		decoded := s.tok.tokenString(id)
+		decoded := s.tokenString(id)
 		b = append(b, `{"token":`...)
 		b = appendJSONString(b, s.logprobToken(id, asIDs))
 		b = append(b, `,"logprob":`...)
@@ -329,7 +374,7 @@ func (s *Server) logprobToken(id int64, asIDs bool) string {
 	if asIDs {
 		return "token_id:" + strconv.FormatInt(id, 10)
 	}
-	return s.tok.tokenString(id)
+	return s.tokenString(id)
 }
 
 // appendPromptLogprobs appends prompt_logprobs: null when not requested,
@@ -359,7 +404,7 @@ func (s *Server) appendPromptLogprobs(b []byte, ids []int64, lps [][]altLP) []by
 			b = append(b, `,"rank":`...)
 			b = strconv.AppendInt(b, int64(e.rank), 10)
 			b = append(b, `,"decoded_token":`...)
-			b = appendJSONString(b, s.tok.tokenString(e.id))
+			b = appendJSONString(b, s.tokenString(e.id))
 			b = append(b, '}')
 		}
 		b = append(b, '}')
@@ -468,12 +513,22 @@ func (s *Server) chatTokenChunk(run *chatRun, c *chatChoice, k int, sent *int, c
 	out := c.out
 	final := k == len(out.tokens)-1
 	visible := min(out.visible[k], c.contentEnd)
-	delta := ""
-	if visible > *sent {
-		delta = out.text[*sent:visible]
-		*sent = visible
+	start := *sent
+	*sent = max(*sent, visible)
+	// Until the text reaches the content, deltas are the reasoning parser's:
+	// reasoning and content parts, tags dropped, nothing sent for a delta
+	// that is only a tag.
+	inReasoning := start < c.cStart
+	delta, rdelta := "", ""
+	switch {
+	case inReasoning:
+		rdelta = overlap(out.text, start, visible, c.rStart, c.rEnd)
+		delta = overlap(out.text, start, visible, c.cStart, c.contentEnd)
+	case visible > start:
+		delta = out.text[start:visible]
 	}
-	swallowed := c.toolStart >= 0 && k >= c.toolStart && !final && delta == ""
+	swallowed := !final && delta == "" &&
+		((c.toolStart >= 0 && k >= c.toolStart) || (inReasoning && rdelta == ""))
 	if swallowed {
 		// Before PR #29074 (and so in NoTokenIDs mode) such tokens were
 		// never sent; after it they are, with an empty delta, when the
@@ -513,6 +568,17 @@ func (s *Server) chatTokenChunk(run *chatRun, c *chatChoice, k int, sent *int, c
 			b = append(b, "}}"...)
 		}
 		b = append(b, "]}"...)
+	case rdelta != "":
+		// DeltaMessage declares content before reasoning.
+		b = append(b, '{')
+		if delta != "" {
+			b = append(b, `"content":`...)
+			b = appendJSONString(b, delta)
+			b = append(b, ',')
+		}
+		b = append(b, `"reasoning":`...)
+		b = appendJSONString(b, rdelta)
+		b = append(b, '}')
 	default:
 		b = append(b, `{"content":`...)
 		b = appendJSONString(b, delta)

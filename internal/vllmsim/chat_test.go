@@ -1,6 +1,7 @@
 package vllmsim
 
 import (
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -645,12 +646,12 @@ func TestChatPolicySeesMessages(t *testing.T) {
 	post(t, s, chatPath, `{"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"x\":1}"}}]},{"role":"tool","content":"42","tool_call_id":"c1"}],"n":2}`)
 	want := []Message{
 		{Role: "user", Content: "a\nb"},
-		{Role: "assistant", Content: "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"x\": 1}}\n</tool_call>"},
-		{Role: "tool", Content: "42"},
+		{Role: "assistant", ToolCalls: []ToolCall{{ID: "c1", Name: "f", Arguments: `{"x":1}`}}},
+		{Role: "tool", Content: "42", ToolCallID: "c1"},
 	}
 	// Sample 0 is asked once more first: does the policy take this conversation?
-	if !slices.Equal(got, want) || !slices.Equal(samples, []int{0, 0, 1}) {
-		t.Fatalf("policy saw %q samples %v", got, samples)
+	if !reflect.DeepEqual(got, want) || !slices.Equal(samples, []int{0, 0, 1}) {
+		t.Fatalf("policy saw %+v samples %v", got, samples)
 	}
 }
 

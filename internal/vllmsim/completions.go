@@ -52,9 +52,9 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		var cp complPrompt
 		if in.isIDs {
 			cp.ids = in.ids
-			cp.text = s.tok.decode(in.ids)
+			cp.text = s.decode(in.ids)
 		} else {
-			cp.ids = s.tok.encode(in.text)
+			cp.ids = s.encode(in.text)
 			cp.text = in.text
 		}
 		if len(cp.ids) == 0 {

@@ -94,6 +94,9 @@ type genParams struct {
 	// forced, when not nil, gives each sample's text (Policy output or a tool
 	// call) instead of the built-in word generator.
 	forced func(sample int) string
+	// think makes the built-in generator open with a think block, as Qwen3
+	// does in thinking mode.
+	think bool
 }
 
 // stopReason is the engine's stop_reason: null, a stop string, or a token ID.
@@ -220,32 +223,39 @@ func (s *Server) runSample(p *genParams, sample int) *sampleOut {
 		words.natural = 0
 		words.sentenceStart = true
 	}
-	var forced []int64
-	forcedPos := 0
+	// queue holds IDs decided ahead: the forced text, the think block, the
+	// rest of a generator piece that took several tokens.
+	var queue []int64
 	hasForced := p.forced != nil
 	if hasForced {
-		forced = s.tok.encode(p.forced(sample))
+		queue = s.encode(p.forced(sample))
+	} else if p.think {
+		queue = s.encode(thinkBlock(thinkText(out.seed)))
 	}
 	eosAllowed := func(n int) bool { return !p.ignoreEOS && n >= p.minTokens }
+	wordToken := func() int64 {
+		ids := s.pieceIDs(words.nextPiece())
+		if len(ids) == 0 {
+			return p.eos
+		}
+		queue = append(queue, ids[1:]...)
+		return ids[0]
+	}
 	nextToken := func(n int) int64 {
-		if hasForced {
-			for forcedPos < len(forced) {
-				id := forced[forcedPos]
-				forcedPos++
-				if isEOS(id) && !eosAllowed(n) {
-					continue // the sampler would not pick a masked EOS
-				}
-				return id
+		for len(queue) > 0 {
+			id := queue[0]
+			queue = queue[1:]
+			if isEOS(id) && !eosAllowed(n) {
+				continue // the sampler would not pick a masked EOS
 			}
+			return id
+		}
+		if hasForced || words.count >= words.natural {
 			if eosAllowed(n) {
 				return p.eos
 			}
-			return s.tok.id(words.nextPiece())
 		}
-		if words.count >= words.natural && eosAllowed(n) {
-			return p.eos
-		}
-		return s.tok.id(words.nextPiece())
+		return wordToken()
 	}
 
 	// Stop strings are excluded from streamed text until they can no longer
@@ -259,6 +269,7 @@ func (s *Server) runSample(p *genParams, sample int) *sampleOut {
 		}
 	}
 	var text strings.Builder
+	dt := &detokenizer{s: s, skipSpecial: p.skipSpecial}
 	emitted := 0
 	for {
 		n := len(out.tokens)
@@ -276,11 +287,11 @@ func (s *Server) runSample(p *genParams, sample int) *sampleOut {
 			out.finish = "stop"
 			out.reason = stopReason{id: id, isID: true}
 			if p.includeStopStr {
-				text.WriteString(s.tok.outputPiece(id, p.skipSpecial))
+				text.WriteString(dt.add(id))
 			}
 			break
 		}
-		piece := s.tok.outputPiece(id, p.skipSpecial)
+		piece := dt.add(id)
 		text.WriteString(piece)
 		if len(p.stop) > 0 && n > p.minTokens {
 			full := text.String()
@@ -301,6 +312,10 @@ func (s *Server) runSample(p *genParams, sample int) *sampleOut {
 		emitted = visiblePrefix(text.String(), holdBack, emitted)
 		out.visible = append(out.visible, emitted)
 	}
+	// An incomplete character at the end (a sample cut inside it) is never
+	// flushed: vLLM's incremental detokenizer emits nothing while the text
+	// ends in U+FFFD, and nothing flushes it when the request finishes. Its
+	// IDs are in token_ids all the same.
 	out.text = text.String()
 	out.visible = append(out.visible, len(out.text))
 	return out
@@ -446,7 +461,7 @@ func (s *Server) altTokens(h uint64, n int, exclude int64) []int64 {
 	r := splitmix{h}
 	out := make([]int64, 0, n)
 	for len(out) < n {
-		id := s.tok.id(" " + wordList[r.intn(len(wordList))])
+		id := s.pieceIDs(" " + wordList[r.intn(len(wordList))])[0]
 		if id == exclude || containsID(out, id) {
 			continue
 		}
@@ -503,4 +518,20 @@ func parseHermes(text string) (content *string, calls []toolCall, ok bool) {
 // toolCallText is what the simulated model writes to call a tool.
 func toolCallText(name string) string {
 	return "<tool_call>\n{\"name\": " + string(appendJSONString(nil, name)) + ", \"arguments\": {\"location\": \"Paris\"}}\n</tool_call>"
+}
+
+// thinkBlock wraps reasoning the way Qwen3 writes it.
+func thinkBlock(reasoning string) string {
+	return "<think>\n" + reasoning + "\n</think>\n\n"
+}
+
+// thinkText is the built-in generator's reasoning: one short sentence.
+func thinkText(seed uint64) string {
+	ws := newWordSource(mix(seed, 2), false)
+	ws.natural = 4 + ws.r.intn(8)
+	var sb strings.Builder
+	for ws.count < ws.natural {
+		sb.WriteString(ws.nextPiece())
+	}
+	return sb.String()
 }

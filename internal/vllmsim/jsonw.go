@@ -366,37 +366,46 @@ func pyDumps(v *jv) string {
 	return string(appendPyDumps(nil, v))
 }
 
-func appendPyDumps(b []byte, v *jv) []byte {
+func appendPyDumps(b []byte, v *jv) []byte { return appendJSONValue(b, v, true) }
+
+// appendJSONValue writes v as JSON: with Python's json.dumps separators and
+// number formatting when py is set, else compact with number literals as
+// they were sent.
+func appendJSONValue(b []byte, v *jv, py bool) []byte {
+	itemSep, keySep := ",", ":"
+	if py {
+		itemSep, keySep = ", ", ": "
+	}
 	switch v.kind {
 	case 'o':
 		b = append(b, '{')
 		for i, k := range v.keys {
 			if i > 0 {
-				b = append(b, ", "...)
+				b = append(b, itemSep...)
 			}
 			b = appendJSONString(b, k)
-			b = append(b, ": "...)
-			b = appendPyDumps(b, v.vals[i])
+			b = append(b, keySep...)
+			b = appendJSONValue(b, v.vals[i], py)
 		}
 		return append(b, '}')
 	case 'a':
 		b = append(b, '[')
 		for i, it := range v.items {
 			if i > 0 {
-				b = append(b, ", "...)
+				b = append(b, itemSep...)
 			}
-			b = appendPyDumps(b, it)
+			b = appendJSONValue(b, it, py)
 		}
 		return append(b, ']')
 	case 's':
 		return appendJSONString(b, v.str)
 	case 'n':
-		return append(b, pyNumber(v.str)...)
-	case 'b':
-		if v.b {
-			return append(b, "true"...)
+		if py {
+			return append(b, pyNumber(v.str)...)
 		}
-		return append(b, "false"...)
+		return append(b, v.str...)
+	case 'b':
+		return strconv.AppendBool(b, v.b)
 	}
 	return append(b, "null"...)
 }

@@ -45,10 +45,14 @@ type commonRequest struct {
 	returnTokensAsIDs bool
 }
 
-// toolDef is one request tool: its function name and its tojson rendering.
+// toolDef is one request tool: its function name, its tojson rendering,
+// and what a policy needs to call it.
 type toolDef struct {
-	name string
-	json string
+	name        string
+	json        string
+	description string
+	params      []string // parameters.properties keys, in order
+	required    []string // parameters.required
 }
 
 type chatRequest struct {
@@ -57,10 +61,26 @@ type chatRequest struct {
 	logprobs            bool
 	topLogprobs         int64
 	tools               []toolDef
+	toolsRaw            *jv    // the tools array as sent, nil when absent
 	toolChoice          string // "none", "auto", "required" or "named"
 	toolChoiceName      string // the function of a named tool_choice
 	addGenerationPrompt bool
 	continueFinal       bool
+	kwargs              *jv // chat_template_kwargs, nil when absent
+}
+
+// noThink is Qwen3's template test "enable_thinking is false": only a JSON
+// false counts.
+func (r *chatRequest) noThink() bool {
+	v := r.kwargs.get("enable_thinking")
+	return v != nil && v.kind == 'b' && !v.b
+}
+
+// thinkingEnabled is the qwen3 reasoning parser's
+// chat_template_kwargs.get("enable_thinking", True), taken as a truth value.
+func (r *chatRequest) thinkingEnabled() bool {
+	v := r.kwargs.get("enable_thinking")
+	return v == nil || pyTruthy(v)
 }
 
 // promptInput is one completions prompt: text, or token IDs.
@@ -549,6 +569,7 @@ func parseChatRequest(raw []byte) (*chatRequest, *apiError) {
 	c.temperature = f.optFloat("temperature")
 	c.topP = f.optFloat("top_p")
 	req.tools = f.toolsField()
+	req.toolsRaw = f.value("tools")
 	req.toolChoice = "none"
 	if len(req.tools) > 0 {
 		req.toolChoice = "auto"
@@ -569,6 +590,7 @@ func parseChatRequest(raw []byte) (*chatRequest, *apiError) {
 	req.continueFinal = f.boolOr("continue_final_message", false)
 	f.optBool("add_special_tokens")
 	f.optString("chat_template")
+	req.kwargs = f.objectField("chat_template_kwargs")
 	f.parseTail(c)
 	if len(f.errs) > 0 {
 		return nil, validationError(f.errs, nil)
@@ -607,10 +629,55 @@ func (f *fieldParser) messagesField() []Message {
 		if !ok {
 			continue
 		}
-		content = appendToolCallsText(content, m.get("tool_calls"))
-		msgs = append(msgs, Message{Role: role.str, Content: content})
+		msgs = append(msgs, structuredMessage(m, role.str, content))
 	}
 	return msgs
+}
+
+// structuredMessage is vLLM's _parse_chat_message_content for one message:
+// reasoning (reasoning or reasoning_content) and tool_calls of assistant
+// messages, tool_call_id of tool messages.
+func structuredMessage(m *jv, role, content string) Message {
+	msg := Message{Role: role, Content: content}
+	switch role {
+	case "assistant":
+		// reasoning = message.get("reasoning") or message.get("reasoning_content")
+		r := m.get("reasoning")
+		if r == nil || !pyTruthy(r) {
+			r = m.get("reasoning_content")
+		}
+		if r != nil && r.kind == 's' {
+			msg.Reasoning, msg.reasoningSet = r.str, true
+		}
+		if calls := m.get("tool_calls"); calls != nil && calls.kind == 'a' {
+			for _, c := range calls.items {
+				fn := c.get("function")
+				if fn == nil {
+					fn = c
+				}
+				var tc ToolCall
+				if id := c.get("id"); id != nil && id.kind == 's' {
+					tc.ID = id.str
+				}
+				if name := fn.get("name"); name != nil && name.kind == 's' {
+					tc.Name = name.str
+				}
+				switch a := fn.get("arguments"); {
+				case a == nil || a.kind == 'z':
+				case a.kind == 's':
+					tc.Arguments = a.str
+				default:
+					tc.Arguments = pyDumps(a)
+				}
+				msg.ToolCalls = append(msg.ToolCalls, tc)
+			}
+		}
+	case "tool":
+		if id := m.get("tool_call_id"); id != nil && id.kind == 's' {
+			msg.ToolCallID = id.str
+		}
+	}
+	return msg
 }
 
 // flattenContent turns string content, or the text parts of a content array
@@ -651,47 +718,6 @@ func (f *fieldParser) flattenContent(c *jv, loc []any) (string, bool) {
 	return "", false
 }
 
-// appendToolCallsText folds an assistant message's tool_calls into its text
-// the way Qwen2.5's template renders them, so multi-turn prompts carry them.
-func appendToolCallsText(content string, calls *jv) string {
-	if calls == nil || calls.kind != 'a' {
-		return content
-	}
-	var sb strings.Builder
-	sb.WriteString(content)
-	for i, c := range calls.items {
-		fn := c.get("function")
-		if fn == nil {
-			fn = c
-		}
-		name := fn.get("name")
-		if name == nil || name.kind != 's' {
-			continue
-		}
-		args := "{}"
-		if a := fn.get("arguments"); a != nil {
-			if a.kind == 's' {
-				if parsed, err := parseOrdered([]byte(a.str)); err == nil {
-					args = pyDumps(parsed)
-				} else {
-					args = a.str
-				}
-			} else {
-				args = pyDumps(a)
-			}
-		}
-		if content != "" || i > 0 {
-			sb.WriteString("\n")
-		}
-		sb.WriteString("<tool_call>\n{\"name\": ")
-		sb.Write(appendJSONString(nil, name.str))
-		sb.WriteString(", \"arguments\": ")
-		sb.WriteString(args)
-		sb.WriteString("}\n</tool_call>")
-	}
-	return sb.String()
-}
-
 // toolsField validates tools: list[ChatCompletionToolsParam] | None.
 func (f *fieldParser) toolsField() []toolDef {
 	v := f.value("tools")
@@ -727,9 +753,37 @@ func (f *fieldParser) toolsField() []toolDef {
 			f.add("string_type", append(loc, "function", "name"), "Input should be a valid string", name, "")
 			continue
 		}
-		out = append(out, toolDef{name: name.str, json: pyDumps(t)})
+		td := toolDef{name: name.str, json: pyDumps(t)}
+		if d := fn.get("description"); d != nil && d.kind == 's' {
+			td.description = d.str
+		}
+		params := fn.get("parameters")
+		if props := params.get("properties"); props != nil {
+			td.params = props.keys
+		}
+		if rq := params.get("required"); rq != nil {
+			for _, r := range rq.items {
+				if r.kind == 's' {
+					td.required = append(td.required, r.str)
+				}
+			}
+		}
+		out = append(out, td)
 	}
 	return out
+}
+
+// objectField validates dict[str, Any] | None.
+func (f *fieldParser) objectField(name string) *jv {
+	v := f.value(name)
+	if v == nil {
+		return nil
+	}
+	if v.kind != 'o' {
+		f.add("dict_type", []any{"body", name}, "Input should be a valid dictionary", v, "")
+		return nil
+	}
+	return v
 }
 
 // completionModelValidators runs CompletionRequest's before-validators.
@@ -931,8 +985,10 @@ func parseTokenizeRequest(raw []byte) (*tokenizeRequest, *apiError) {
 			cr.model = *s
 		}
 		cr.tools = f.toolsField()
+		cr.toolsRaw = f.value("tools")
 		cr.addGenerationPrompt = f.boolOr("add_generation_prompt", true)
 		cr.continueFinal = f.boolOr("continue_final_message", false)
+		cr.kwargs = f.objectField("chat_template_kwargs")
 		req.returnTokStrs = f.boolOr("return_token_strs", false)
 		if len(f.errs) > 0 {
 			return nil, validationError(f.errs, nil)

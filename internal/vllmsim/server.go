@@ -11,11 +11,19 @@
 // current one (nested error format, the chat message's last field named
 // "reasoning"); Options.NoTokenIDs emulates a release before 0.10.2.
 //
+// Prompts are rendered through a Go copy of a Qwen chat template
+// (Options.Template: qwen2.5, which keeps history as given, or qwen3, which
+// rewrites it as Qwen3-8B's template does, so multi-turn prompts drift from
+// the sampled tokens as on a real server), or through Options.ChatTemplate.
+//
 // What it does not reproduce: a real model. Text comes from a deterministic
-// word generator (or Options.Policy), and token IDs from a small lossless
-// tokenizer whose special tokens are Qwen2.5's (<|im_start|>=151644,
-// <|im_end|>=151645, <|endoftext|>=151643, <tool_call>=151657,
-// </tool_call>=151658); ordinary IDs are a hash of the text piece.
+// word generator (or Options.Policy / Options.AgentPolicy), and token IDs
+// from a small lossless tokenizer whose special tokens are Qwen's
+// (<|im_start|>=151644, <|im_end|>=151645, <|endoftext|>=151643,
+// <tool_call>=151657, </tool_call>=151658, and under qwen3 <think>=151667,
+// </think>=151668, <tool_response>=151665, </tool_response>=151666);
+// ordinary IDs are a hash of the text piece. Options.Tokenizer plugs in a
+// real one.
 //
 // Generation is deterministic: the output is a function of the prompt IDs,
 // the sample index, seed and temperature (n samples differ even at
@@ -81,25 +89,78 @@ type Options struct {
 	// stop strings still apply, and EOS follows it. A policy that returns ""
 	// for a conversation leaves it to the built-in generator.
 	Policy func(messages []Message, sample int) string
+	// AgentPolicy, when set, is asked after Policy (when Policy is nil or
+	// returns ""): it sees the offered tools and the thinking switch as well.
+	// "" again leaves the conversation to the built-in generator.
+	// AgentPolicy and DemoPolicy are ready-made ones.
+	AgentPolicy func(req PolicyRequest) string
 	// TokenDelay, when set, is slept before each token chunk of a stream so
 	// that demos and timing tests see tokens arrive over time.
 	TokenDelay time.Duration
+	// Template selects the chat template and the output parsers:
+	//   - "qwen2.5" (default): Qwen2.5-Instruct's template, which renders
+	//     history as given; no reasoning parser; hermes tool parser.
+	//   - "qwen3": Qwen3-8B's template, which drops the reasoning of
+	//     assistant turns before the last user query (and of later turns
+	//     whose reasoning the client did not send back), normalises think
+	//     whitespace and re-serialises tool arguments; answers as vLLM with
+	//     --reasoning-parser qwen3 --tool-call-parser hermes (message
+	//     "reasoning" holds the think text). <think>, </think>,
+	//     <tool_response> and </tool_response> are single tokens
+	//     (151667, 151668, 151665, 151666) and the built-in generator thinks
+	//     first unless chat_template_kwargs.enable_thinking is false.
+	// Unknown names fall back to qwen2.5; see ValidTemplate.
+	Template string
+	// Tokenizer, when set, replaces the word tokenizer everywhere (prompt
+	// and output IDs, /tokenize, /detokenize, completions, logprob strings).
+	// IDs 151643-151645 are still treated as Qwen's special tokens.
+	Tokenizer Tokenizer
+	// ChatTemplate, when set, renders chat prompts (chat completions and
+	// /tokenize with messages) instead of the Go template. The output
+	// parsers still follow Template.
+	ChatTemplate ChatTemplate
 }
 
-// Message is one chat message as the simulator sees it: the role and the
-// content flattened to text (string content, or the text parts of a content
-// array joined with "\n"; an assistant message's tool_calls are appended in
-// Qwen's <tool_call> form).
+// Message is one chat message as vLLM hands it to the chat template (and
+// as policies see it): the role, the content flattened to text (string
+// content, or the text parts of a content array joined with "\n"), and the
+// structured parts of assistant and tool messages.
 type Message struct {
 	Role    string
 	Content string
+	// Reasoning is an assistant message's "reasoning" or, when that is
+	// absent or empty, its "reasoning_content" (vLLM copies it to both
+	// before rendering).
+	Reasoning string
+	// ToolCalls are an assistant message's tool_calls.
+	ToolCalls []ToolCall
+	// ToolCallID is a tool message's tool_call_id.
+	ToolCallID string
+
+	// reasoningSet records that the client sent reasoning as a string, even
+	// "": Qwen3's template then takes it instead of splitting the content
+	// at </think>.
+	reasoningSet bool
+}
+
+// hasReasoning is the template's "message.reasoning_content is string".
+func (m Message) hasReasoning() bool { return m.reasoningSet || m.Reasoning != "" }
+
+// ToolCall is one tool call of an assistant message.
+type ToolCall struct {
+	ID   string
+	Name string
+	// Arguments is the arguments as the client sent them: the JSON string
+	// of the wire format, or an object's JSON when it sent an object.
+	Arguments string
 }
 
 // Server is a simulated vLLM OpenAI-compatible server. It implements
 // http.Handler and is safe for concurrent use.
 type Server struct {
-	opts Options
-	tok  *tokenizer
+	opts     Options
+	tok      *tokenizer
+	template string // TemplateQwen25 or TemplateQwen3
 
 	running          atomic.Int64
 	promptTokens     atomic.Int64
@@ -109,8 +170,15 @@ type Server struct {
 
 // New returns a Server with opts, defaults filled in.
 func New(opts Options) *Server {
+	template, specials := TemplateQwen25, qwen25Specials
+	if opts.Template == TemplateQwen3 {
+		template, specials = TemplateQwen3, qwen3Specials
+	}
 	if opts.Model == "" {
 		opts.Model = "Qwen/Qwen2.5-1.5B-Instruct"
+		if template == TemplateQwen3 {
+			opts.Model = "Qwen/Qwen3-8B"
+		}
 	}
 	if opts.MaxModelLen <= 0 {
 		opts.MaxModelLen = 32768
@@ -121,7 +189,7 @@ func New(opts Options) *Server {
 	if opts.Version == "" {
 		opts.Version = "0.11.0"
 	}
-	s := &Server{opts: opts, tok: newTokenizer()}
+	s := &Server{opts: opts, tok: newTokenizer(specials), template: template}
 	s.registerVocabulary()
 	return s
 }
@@ -138,29 +206,34 @@ func (s *Server) registerVocabulary() {
 	for _, p := range []string{".", ",", "!", "?", "\n", " "} {
 		s.tok.id(p)
 	}
-	s.tok.encode(renderChat([]Message{{Role: "user", Content: "Hi"}}, "", true, false))
+	s.tok.encode(renderGo(s.template, templateInput{messages: []Message{{Role: "user", Content: "Hi"}}, addGenerationPrompt: true}))
 	s.tok.encode(toolCallText("get_weather"))
+	if s.template == TemplateQwen3 {
+		s.tok.encode(thinkBlock("Hi"))
+	}
 }
 
 // Tokenize returns the simulator's token IDs for text (special tokens are
 // recognised, no BOS is added), as the chat and completions paths compute
-// them.
-func (s *Server) Tokenize(text string) []int64 { return s.tok.encode(text) }
+// them (through Options.Tokenizer when set).
+func (s *Server) Tokenize(text string) []int64 { return s.encode(text) }
 
 // Detokenize returns the text of ids, special tokens included, for every ID
 // this server has produced or seen; unknown IDs contribute "". A server
 // remembers up to 112,500 distinct pieces; pieces first seen after that keep
 // their nominal ID but are not remembered.
-func (s *Server) Detokenize(ids []int64) string { return s.tok.decode(ids) }
+func (s *Server) Detokenize(ids []int64) string { return s.decode(ids) }
 
-// RenderChat returns the chat template text for messages: Qwen's
-// "<|im_start|>{role}\n{content}<|im_end|>\n" per message, the default system
-// message when the first one is not a system message, and
-// "<|im_start|>assistant\n" when addGenerationPrompt is set.
+// RenderChat returns the chat template text for messages through the
+// server's template (Options.ChatTemplate, else Options.Template): for
+// qwen2.5, Qwen's "<|im_start|>{role}\n{content}<|im_end|>\n" per message,
+// the default system message when the first one is not a system message,
+// and "<|im_start|>assistant\n" when addGenerationPrompt is set.
 // Tokenize(RenderChat(msgs, true)) is the prompt_token_ids of a chat request
-// without tools.
+// without tools. A failing ChatTemplate gives "".
 func (s *Server) RenderChat(messages []Message, addGenerationPrompt bool) string {
-	return renderChat(messages, "", addGenerationPrompt, false)
+	text, _ := s.renderPrompt(&chatRequest{messages: messages, addGenerationPrompt: addGenerationPrompt})
+	return text
 }
 
 // route is one registered path: its methods and handler.
@@ -522,12 +595,16 @@ func (s *Server) handleTokenize(w http.ResponseWriter, r *http.Request) {
 	}
 	var text string
 	if req.chat != nil {
-		c := req.chat
-		text = renderChat(c.messages, toolsBlock(c.tools), c.addGenerationPrompt, c.continueFinal)
+		t, e := s.renderPrompt(req.chat)
+		if e != nil {
+			writeAPIError(w, e)
+			return
+		}
+		text = t
 	} else if req.prompt != nil {
 		text = *req.prompt
 	}
-	ids := s.tok.encode(text)
+	ids := s.encode(text)
 	b := []byte(`{"count":`)
 	b = strconv.AppendInt(b, int64(len(ids)), 10)
 	b = append(b, `,"max_model_len":`...)
@@ -541,7 +618,7 @@ func (s *Server) handleTokenize(w http.ResponseWriter, r *http.Request) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, s.tok.tokenString(id))
+			b = appendJSONString(b, s.tokenString(id))
 		}
 		b = append(b, ']')
 	} else {
@@ -564,6 +641,6 @@ func (s *Server) handleDetokenize(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, e)
 		return
 	}
-	b := appendJSONString([]byte(`{"prompt":`), s.tok.decode(req.tokens))
+	b := appendJSONString([]byte(`{"prompt":`), s.decode(req.tokens))
 	writeJSON(w, http.StatusOK, append(b, '}'))
 }

@@ -15,6 +15,11 @@ const (
 	tokImEnd         int64 = 151645 // <|im_end|>: chat EOS
 	tokToolCallStart int64 = 151657 // <tool_call>
 	tokToolCallEnd   int64 = 151658 // </tool_call>
+	// Qwen3 only (ordinary text in Qwen2.5):
+	tokToolRespStart int64 = 151665 // <tool_response>
+	tokToolRespEnd   int64 = 151666 // </tool_response>
+	tokThinkStart    int64 = 151667 // <think>
+	tokThinkEnd      int64 = 151668 // </think>
 
 	// vocabSize is Qwen2.5's embedding size: token-ID prompts must stay below it.
 	vocabSize = 151936
@@ -40,7 +45,9 @@ type specialToken struct {
 	skipped bool
 }
 
-var specialTokens = []specialToken{
+// qwen25Specials are the added tokens of Qwen2.5's tokenizer that the
+// simulator knows.
+var qwen25Specials = []specialToken{
 	{"<|endoftext|>", tokEndOfText, true},
 	{"<|im_start|>", tokImStart, true},
 	{"<|im_end|>", tokImEnd, true},
@@ -48,18 +55,29 @@ var specialTokens = []specialToken{
 	{"</tool_call>", tokToolCallEnd, false},
 }
 
+// qwen3Specials adds Qwen3's non-special added tokens: <think> and
+// <tool_response> are single tokens there and survive skip_special_tokens.
+var qwen3Specials = append(append([]specialToken(nil), qwen25Specials...),
+	specialToken{"<tool_response>", tokToolRespStart, false},
+	specialToken{"</tool_response>", tokToolRespEnd, false},
+	specialToken{"<think>", tokThinkStart, false},
+	specialToken{"</think>", tokThinkEnd, false},
+)
+
 // tokenizer is the simulator's deterministic, lossless tokenizer. It is not
 // Qwen's BPE: an ordinary piece's ID is a hash of its text, so nothing has to
 // be shipped, and every UTF-8 (indeed every byte) string round-trips.
 type tokenizer struct {
+	specials []specialToken // read-only after newTokenizer
+
 	mu      sync.Mutex
 	byPiece map[string]int64
 	byID    map[int64]string
 }
 
-func newTokenizer() *tokenizer {
-	t := &tokenizer{byPiece: map[string]int64{}, byID: map[int64]string{}}
-	for _, st := range specialTokens {
+func newTokenizer(specials []specialToken) *tokenizer {
+	t := &tokenizer{specials: specials, byPiece: map[string]int64{}, byID: map[int64]string{}}
+	for _, st := range specials {
 		t.byPiece[st.text] = st.id
 		t.byID[st.id] = st.text
 	}
@@ -83,7 +101,7 @@ func pieceID(piece string) int64 {
 
 // encode tokenises s and records every piece so decode can invert it.
 func (t *tokenizer) encode(s string) []int64 {
-	pieces := splitPieces(s)
+	pieces := splitPieces(s, t.specials)
 	ids := make([]int64, len(pieces))
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -105,7 +123,7 @@ func (t *tokenizer) idLocked(piece string) int64 {
 		return id
 	}
 	id := pieceID(piece)
-	if len(t.byPiece) >= maxPieces+len(specialTokens) {
+	if len(t.byPiece) >= maxPieces+len(t.specials) {
 		return id
 	}
 	// Two pieces can hash to the same ID. The first one seen keeps it and the
@@ -150,15 +168,21 @@ func (t *tokenizer) decode(ids []int64) string {
 // outputPiece is the text one generated token contributes to the response
 // text: special tokens are skipped when skipSpecial is set.
 func (t *tokenizer) outputPiece(id int64, skipSpecial bool) string {
-	if skipSpecial {
-		for _, st := range specialTokens {
-			if st.id == id && st.skipped {
-				return ""
-			}
-		}
+	if skipSpecial && t.skipped(id) {
+		return ""
 	}
 	p, _ := t.piece(id)
 	return p
+}
+
+// skipped reports a special token that skip_special_tokens drops.
+func (t *tokenizer) skipped(id int64) bool {
+	for _, st := range t.specials {
+		if st.id == id && st.skipped {
+			return true
+		}
+	}
+	return false
 }
 
 // tokenString is the decoded string of one token as it appears in logprobs
@@ -170,11 +194,11 @@ func (t *tokenizer) tokenString(id int64) string {
 }
 
 // specialAt reports the special token starting at s[i:], if any.
-func specialAt(s string, i int) (string, bool) {
+func specialAt(s string, i int, specials []specialToken) (string, bool) {
 	if s[i] != '<' {
 		return "", false
 	}
-	for _, st := range specialTokens {
+	for _, st := range specials {
 		if strings.HasPrefix(s[i:], st.text) {
 			return st.text, true
 		}
@@ -204,11 +228,11 @@ func isSymbol(r rune) bool {
 //   - a single invalid UTF-8 byte.
 //
 // The pieces always concatenate back to s.
-func splitPieces(s string) []string {
+func splitPieces(s string, specials []specialToken) []string {
 	var out []string
 	i := 0
 	for i < len(s) {
-		if sp, ok := specialAt(s, i); ok {
+		if sp, ok := specialAt(s, i, specials); ok {
 			out = append(out, sp)
 			i += len(sp)
 			continue
@@ -241,7 +265,7 @@ func splitPieces(s string) []string {
 				j += sz
 			}
 			// Leave a final ' ' for the next piece when it can take it.
-			if s[j-1] == ' ' && attachesSpace(s, j) {
+			if s[j-1] == ' ' && attachesSpace(s, j, specials) {
 				if j-1 > i {
 					out = append(out, s[i:j-1])
 				}
@@ -277,11 +301,11 @@ func splitPieces(s string) []string {
 
 // attachesSpace reports whether the text at s[j:] starts a piece that takes a
 // leading space: a letter run or a symbol that does not begin a special token.
-func attachesSpace(s string, j int) bool {
+func attachesSpace(s string, j int, specials []specialToken) bool {
 	if j >= len(s) {
 		return false
 	}
-	if _, ok := specialAt(s, j); ok {
+	if _, ok := specialAt(s, j, specials); ok {
 		return false
 	}
 	r, size := utf8.DecodeRuneInString(s[j:])
@@ -310,55 +334,4 @@ func letterRunEnd(s string, i int) int {
 		j += sz
 	}
 	return j
-}
-
-// defaultSystemPrompt is Qwen2.5's system turn when the conversation has none.
-const defaultSystemPrompt = "You are a helpful assistant."
-
-// renderChat applies the Qwen-style chat template. toolsBlock, when not empty,
-// is appended to the system message (the default one or the caller's).
-// continueFinal leaves the last message open (no <|im_end|>), as vLLM's
-// continue_final_message does.
-func renderChat(msgs []Message, toolsBlock string, addGenerationPrompt, continueFinal bool) string {
-	var sb strings.Builder
-	if len(msgs) == 0 || msgs[0].Role != "system" {
-		sb.WriteString("<|im_start|>system\n")
-		sb.WriteString(defaultSystemPrompt)
-		sb.WriteString(toolsBlock)
-		sb.WriteString("<|im_end|>\n")
-	}
-	for i, m := range msgs {
-		sb.WriteString("<|im_start|>")
-		sb.WriteString(m.Role)
-		sb.WriteString("\n")
-		sb.WriteString(m.Content)
-		if i == 0 && m.Role == "system" {
-			sb.WriteString(toolsBlock)
-		}
-		if continueFinal && i == len(msgs)-1 {
-			break
-		}
-		sb.WriteString("<|im_end|>\n")
-	}
-	if addGenerationPrompt {
-		sb.WriteString("<|im_start|>assistant\n")
-	}
-	return sb.String()
-}
-
-// toolsBlock renders request tools into the system message the way Qwen2.5's
-// template does: one tojson line per tool inside <tools></tools>.
-func toolsBlock(tools []toolDef) string {
-	if len(tools) == 0 {
-		return ""
-	}
-	var sb strings.Builder
-	sb.WriteString("\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n")
-	sb.WriteString("You are provided with function signatures within <tools></tools> XML tags:\n<tools>")
-	for _, t := range tools {
-		sb.WriteString("\n")
-		sb.WriteString(t.json)
-	}
-	sb.WriteString("\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>")
-	return sb.String()
 }

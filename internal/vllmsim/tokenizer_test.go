@@ -26,7 +26,7 @@ func TestPieces(t *testing.T) {
 		{"bad\xffbyte", []string{"bad", "\xff", "byte"}},
 		{"", nil},
 	} {
-		if got := splitPieces(tc.in); !slices.Equal(got, tc.want) {
+		if got := splitPieces(tc.in, qwen25Specials); !slices.Equal(got, tc.want) {
 			t.Errorf("splitPieces(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
@@ -62,7 +62,7 @@ func TestTokenIDs(t *testing.T) {
 
 // TestIDCollisions: pieces with the same hash still decode exactly.
 func TestIDCollisions(t *testing.T) {
-	tok := newTokenizer()
+	tok := newTokenizer(qwen25Specials)
 	seen := map[int64]string{}
 	var a, b string
 	for i := 0; a == "" && i < 1_000_000; i++ {
@@ -84,12 +84,12 @@ func TestIDCollisions(t *testing.T) {
 
 // TestPieceTableBound: a full table stops registering (no endless probing).
 func TestPieceTableBound(t *testing.T) {
-	tok := newTokenizer()
-	for i := 0; len(tok.byPiece) < maxPieces+len(specialTokens); i++ {
+	tok := newTokenizer(qwen25Specials)
+	for i := 0; len(tok.byPiece) < maxPieces+len(qwen25Specials); i++ {
 		tok.id("p" + itoa36(i+1))
 	}
 	id := tok.id("zzzz-new")
-	if id != pieceID("zzzz-new") || len(tok.byPiece) != maxPieces+len(specialTokens) {
+	if id != pieceID("zzzz-new") || len(tok.byPiece) != maxPieces+len(qwen25Specials) {
 		t.Errorf("piece registered past the bound")
 	}
 }
@@ -119,7 +119,10 @@ func FuzzTokenizeRoundTrip(f *testing.F) {
 		if got := s.Detokenize(ids); got != text {
 			t.Fatalf("Detokenize(Tokenize(%q)) = %q", text, got)
 		}
-		if got := strings.Join(splitPieces(text), ""); got != text {
+		if q3 := New(Options{Template: TemplateQwen3}); q3.Detokenize(q3.Tokenize(text)) != text {
+			t.Fatalf("qwen3: Detokenize(Tokenize(%q)) = %q", text, q3.Detokenize(q3.Tokenize(text)))
+		}
+		if got := strings.Join(splitPieces(text, qwen3Specials), ""); got != text {
 			t.Fatalf("pieces of %q join to %q", text, got)
 		}
 		if !slices.Equal(s.Tokenize(text), ids) {
@@ -138,8 +141,11 @@ func TestRenderChat(t *testing.T) {
 	if want := "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>assistant\n"; got != want {
 		t.Errorf("got %q", got)
 	}
-	block := toolsBlock([]toolDef{{name: "f", json: `{"type": "function", "function": {"name": "f"}}`}})
-	got = renderChat([]Message{{Role: "user", Content: "Hi"}}, block, true, false)
+	got = renderQwen25(templateInput{
+		messages:            []Message{{Role: "user", Content: "Hi"}},
+		tools:               []toolDef{{name: "f", json: `{"type": "function", "function": {"name": "f"}}`}},
+		addGenerationPrompt: true,
+	})
 	if !strings.HasPrefix(got, "<|im_start|>system\nYou are a helpful assistant.\n\n# Tools\n") ||
 		!strings.Contains(got, "<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"f\"}}\n</tools>") {
 		t.Errorf("tools not rendered into the system message: %q", got)
