@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tokentap/tokentap/internal/vllmsim"
 	"github.com/tokentap/tokentap/tokenids"
 	"github.com/tokentap/tokentap/upstream"
 )
@@ -36,6 +37,7 @@ type config struct {
 	Sync            bool
 	MaxBody         byteSize
 	Demo            bool
+	DemoTemplate    string
 	LogLevel        string
 	LogFormat       string
 	UpstreamTimeout time.Duration
@@ -84,6 +86,7 @@ func parseConfig(args []string, env func(string) string, usage io.Writer) (*conf
 	fs.BoolVar(&c.Sync, "sync", false, "fsync every commit (survives power loss, not only a crash)")
 	fs.Var(&c.MaxBody, "max-body", "larger request bodies get 413 (e.g. 64MiB)")
 	fs.BoolVar(&c.Demo, "demo", false, "start an embedded simulated vLLM and use it as upstream")
+	fs.StringVar(&c.DemoTemplate, "demo-template", "qwen2.5", "the --demo vLLM's chat template: qwen2.5 (history renders back as sampled; serves Qwen/Qwen2.5-1.5B-Instruct) or qwen3 (drops earlier <think> blocks; serves Qwen/Qwen3-8B)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "trace, debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json, or console for humans")
 	fs.BoolVar(&c.AccessLog, "access-log", true, "log one line per traced call at info (key, model, status, tokens, duration, trace id; never content or keys)")
@@ -228,6 +231,9 @@ func (c *config) validate() error {
 	}
 	if c.Retention < 0 {
 		return fmt.Errorf("--retention %v: must not be negative", c.Retention)
+	}
+	if err := vllmsim.ValidTemplate(c.DemoTemplate); err != nil {
+		return fmt.Errorf("--demo-template: %w", err)
 	}
 	if c.MaxBody <= 0 {
 		return fmt.Errorf("--max-body: must be positive")

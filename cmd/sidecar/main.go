@@ -33,9 +33,11 @@ import (
 	"github.com/tokentap/tokentap/exporter"
 	"github.com/tokentap/tokentap/intercept"
 	"github.com/tokentap/tokentap/internal/api"
+	"github.com/tokentap/tokentap/internal/detok"
 	"github.com/tokentap/tokentap/internal/metrics"
 	"github.com/tokentap/tokentap/internal/vllmsim"
 	"github.com/tokentap/tokentap/store"
+	"github.com/tokentap/tokentap/trajectory"
 	"github.com/tokentap/tokentap/upstream"
 )
 
@@ -73,7 +75,7 @@ func run(ctx context.Context, args []string, env func(string) string, stderr io.
 func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- string) error {
 	specs := cfg.upstreams
 	if cfg.Demo {
-		sim, err := startDemo(log)
+		sim, err := startDemo(cfg.DemoTemplate, log)
 		if err != nil {
 			return err
 		}
@@ -90,7 +92,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 		holders = []string{exporter.PositionName(cfg.OTLPEndpoint)}
 	}
 	st, err := store.Open(ctx, store.Options{
-		Dir: cfg.Data, InMemory: cfg.InMemory, Sync: cfg.Sync, Retention: cfg.Retention, HoldFor: holders, MaxDisk: int64(cfg.MaxDisk), Logger: log,
+		Dir: cfg.Data, InMemory: cfg.InMemory, Sync: cfg.Sync, Retention: cfg.Retention, HoldFor: holders, MaxDisk: int64(cfg.MaxDisk), Rebase: exporter.Rebase, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -133,12 +135,25 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 	}
 	proxy.SetPolicyVersion(policy)
 	control := &controller{proxy: proxy, set: upstreams, store: st, log: log}
+	detokenizer := detok.New(detok.Config{
+		APIKey: cfg.UpstreamAPIKey,
+		Pick: func(rid, model string) (*url.URL, error) {
+			r, err := upstreams.Pick(rid, model)
+			if err != nil {
+				return nil, err
+			}
+			return r.URL(), nil
+		},
+	})
 	trainer := api.New(api.Config{
 		Store: st, AdminToken: cfg.AdminToken, UpstreamReady: proxy.UpstreamReady, Logger: log,
 		State:   func(ctx context.Context) any { return control.state(ctx, pusher) },
 		Control: control,
 		// The proxy knows of attempts whose first call is still in flight.
 		InFlight: proxy,
+		// Drift entries are decoded by the replica that serves the rollout.
+		Decoder: func(rid, model string) trajectory.Decoder { return detokenizer.Decoder(rid, model) },
+		OnDrift: m.ObserveDrift,
 	})
 	trainer.Handle("/v1/traces", exporter.NewReceiver(st, int64(cfg.MaxBody), log))
 	trainer.Handle("GET /metrics", m.Handler())
@@ -164,6 +179,12 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 	defer stopWatch()
 	go upstreams.Watch(watchCtx)
 	go control.reloadOnHangup(watchCtx, cfg)
+	// The drift counter diagnoses attempts as they complete; it stops
+	// before the store closes.
+	driftCtx, stopDrift := context.WithCancel(context.Background())
+	driftDone := make(chan struct{})
+	go func() { defer close(driftDone); trainer.CountDrift(driftCtx) }()
+	defer func() { stopDrift(); <-driftDone }()
 	pushed := make(chan error, 1)
 	pushCtx, stopPush := context.WithCancel(context.Background())
 	defer stopPush()
@@ -262,19 +283,20 @@ type demo struct {
 	url *url.URL
 }
 
-func startDemo(log zerolog.Logger) (*demo, error) {
+func startDemo(template string, log zerolog.Logger) (*demo, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("start demo upstream: %w", err)
 	}
 	d := &demo{
-		// The Search-R1 policy plays the model in examples/search_r1; other
-		// conversations get the simulator's word generator.
-		srv: &http.Server{Handler: vllmsim.New(vllmsim.Options{Policy: vllmsim.SearchR1Policy}), ReadHeaderTimeout: 10 * time.Second},
+		// The demo policy plays the model: Search-R1 in examples/search_r1,
+		// a thinking tool caller when tools are offered; other conversations
+		// get the simulator's word generator.
+		srv: &http.Server{Handler: vllmsim.New(vllmsim.Options{Template: template, AgentPolicy: vllmsim.DemoPolicy}), ReadHeaderTimeout: 10 * time.Second},
 		url: &url.URL{Scheme: "http", Host: ln.Addr().String()},
 	}
 	go d.srv.Serve(ln)
-	log.Info().Str("upstream", d.url.String()).Msg("demo: simulated vLLM started (no GPU needed)")
+	log.Info().Str("upstream", d.url.String()).Str("template", template).Msg("demo: simulated vLLM started (no GPU needed)")
 	return d, nil
 }
 

@@ -1,7 +1,8 @@
 // Command search_r1 runs the Search-R1 recipe through tokentap, end to end:
 // agents that alternate <search> and <information> turns and end with an
 // <answer>, a BM25 retriever over a small corpus, an exact-match reward, and
-// a trainer that reads the training triplets back from tokentap.
+// a trainer that tails tokentap's feed of completed attempts for their
+// trajectories and reads the training triplets back.
 //
 // With no --base-url it builds tokentap and starts it with --demo (a
 // simulated vLLM whose scripted policy plays the model): no GPU needed.
@@ -54,7 +55,9 @@ type options struct {
 	seed         uint64
 	triplets     string
 	trajectories string
+	feedCursor   string
 	sidecarBin   string
+	demoTemplate string
 }
 
 func main() {
@@ -70,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.baseURL, "base-url", "", "tokentap sidecar URL (e.g. http://sidecar:8100); empty: start one with --demo")
 	fs.StringVar(&o.model, "model", "Qwen/Qwen2.5-1.5B-Instruct", "model name vLLM serves")
 	fs.StringVar(&o.apiKey, "api-key", "token-abc123", "API key the agents send (vLLM's --api-key, if any)")
-	fs.StringVar(&o.adminToken, "admin-token", "", "tokentap's --admin-token, for reading the triplets")
+	fs.StringVar(&o.adminToken, "admin-token", "", "tokentap's --admin-token, for reading the trajectories and triplets")
 	fs.IntVar(&o.rollouts, "rollouts", 16, "number of rollouts (questions)")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "rollouts run at once")
 	fs.IntVar(&o.maxTurns, "max-turns", 4, "LLM turns per rollout")
@@ -80,13 +83,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.retriever, "retriever", "", "a Search-R1 retrieval server (POST /retrieve); empty: the built-in BM25 over data/corpus.jsonl")
 	fs.Uint64Var(&o.seed, "seed", 1, "picks the questions")
 	fs.StringVar(&o.triplets, "triplets", "search_r1_triplets.jsonl", "where to write the training triplets")
-	fs.StringVar(&o.trajectories, "trajectories", "search_r1_trajectories.jsonl", "where to write the merged trajectories")
+	fs.StringVar(&o.trajectories, "trajectories", "search_r1_trajectories.jsonl", "where to write the trajectories tokentap merged (one line per trajectory)")
+	fs.StringVar(&o.feedCursor, "feed-cursor", "0", "where to start reading tokentap's trajectories feed (the cursor a previous run printed)")
 	fs.StringVar(&o.sidecarBin, "sidecar-bin", "", "tokentap binary for the demo (default: go build ./cmd/sidecar)")
+	fs.StringVar(&o.demoTemplate, "demo-template", "qwen2.5", "the demo's chat template: qwen2.5 keeps history, qwen3 drops earlier <think> blocks (and serves Qwen/Qwen3-8B)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	modelSet := false
+	fs.Visit(func(f *flag.Flag) { modelSet = modelSet || f.Name == "model" })
+	if o.demoTemplate == "qwen3" && !modelSet {
+		o.model = "Qwen/Qwen3-8B" // what the qwen3 demo serves
 	}
 	if o.rollouts < 1 || o.concurrency < 1 || o.maxTurns < 1 {
 		fmt.Fprintln(stderr, "search_r1: --rollouts, --concurrency and --max-turns must be positive")
@@ -119,7 +129,7 @@ func runRecipe(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	demo := o.baseURL == ""
 	if demo {
-		url, stop, err := startDemoSidecar(ctx, o.sidecarBin, stderr)
+		url, stop, err := startDemoSidecar(ctx, o.sidecarBin, o.demoTemplate, stderr)
 		if err != nil {
 			return err
 		}
@@ -136,43 +146,77 @@ func runRecipe(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	a := &agent{sidecar: o.baseURL, apiKey: o.apiKey, model: o.model, retriever: o.retriever, maxTurns: o.maxTurns,
 		maxTokens: o.maxTokens, temperature: o.temperature, stream: o.stream, http: client}
 
+	ids := make([]string, o.rollouts)
+	want := map[string]bool{}
+	for i := range ids {
+		ids[i] = fmt.Sprintf("sr1-%s-%03d", run, i)
+		want[ids[i]+"/0"] = true
+	}
+
+	// The trainer tails tokentap's feed of completed attempts while the
+	// agents run, as a trainer in its own process would; whichever side
+	// fails first stops the other.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	type tailed struct {
+		st  feedStats
+		err error
+	}
+	feed := make(chan tailed, 1)
+	go func() {
+		st, err := tailTrajectories(ctx, client, o.baseURL, o.adminToken, o.feedCursor, want, o.trajectories)
+		if err != nil {
+			cancel(fmt.Errorf("read trajectories: %w", err))
+		}
+		feed <- tailed{st, err}
+	}()
+
 	bar := newProgress(stderr, o.rollouts)
 	outcomes := make([]outcome, o.rollouts)
-	errs := make([]error, o.rollouts)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, o.concurrency)
-	for i := range o.rollouts {
+	for i, rid := range ids {
 		q := questions[i%len(questions)]
-		rid := fmt.Sprintf("sr1-%s-%03d", run, i)
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			outcomes[i], errs[i] = a.rollout(ctx, rid, q)
+			var err error
+			if outcomes[i], err = a.rollout(ctx, rid, q); err != nil {
+				cancel(err)
+			}
 			bar.done(outcomes[i].reward)
 		})
 	}
 	wg.Wait()
 	bar.finish()
-	if err := errors.Join(errs...); err != nil {
+	if err := context.Cause(ctx); err != nil {
+		<-feed
 		return err
 	}
-
-	ids := make([]string, len(outcomes))
-	for i, out := range outcomes {
-		ids[i] = out.rolloutID
+	// Every attempt is complete, so the feed has them all by now.
+	var tr tailed
+	select {
+	case tr = <-feed:
+	case <-time.After(time.Minute):
+		cancel(errors.New("the trajectories feed did not serve every completed attempt within a minute"))
+		tr = <-feed
 	}
-	st, err := readRollouts(ctx, client, o.baseURL, o.adminToken, ids, o.triplets, o.trajectories)
+	if tr.err != nil {
+		return context.Cause(ctx)
+	}
+
+	st, err := readTriplets(ctx, client, o.baseURL, o.adminToken, ids, o.triplets)
 	if err != nil {
 		return fmt.Errorf("read triplets: %w", err)
 	}
-	printSummary(stdout, o, demo, outcomes, st, time.Since(start))
+	printSummary(stdout, o, demo, outcomes, st, tr.st, time.Since(start))
 	if st.invalidCalls > 0 {
 		return fmt.Errorf("%d calls have invalid token IDs (see their token_ids_problem in the calls view)", st.invalidCalls)
 	}
 	return nil
 }
 
-func printSummary(w io.Writer, o options, demo bool, outcomes []outcome, st trainerStats, wall time.Duration) {
+func printSummary(w io.Writer, o options, demo bool, outcomes []outcome, st trainerStats, fs feedStats, wall time.Duration) {
 	where := o.baseURL
 	if demo {
 		where = "tokentap --demo (simulated vLLM, scripted policy)"
@@ -193,10 +237,12 @@ func printSummary(w io.Writer, o options, demo bool, outcomes []outcome, st trai
 	fmt.Fprintf(w, "  %-24s %d\n", "calls with invalid IDs", st.invalidCalls)
 	fmt.Fprintf(w, "  %-24s %s\n", "wall time", wall.Round(time.Millisecond))
 	fmt.Fprintf(w, "  %-24s %d -> %s\n", "triplets", st.triplets, o.triplets)
-	fmt.Fprintf(w, "  %-24s %d merged, %d kept as separate turns -> %s\n", "trajectories", st.merged, st.unmerged, o.trajectories)
-	for _, p := range st.mergeProblems {
-		fmt.Fprintf(w, "    not merged: %s\n", p)
+	fmt.Fprintf(w, "  %-24s %d (%d multi-turn) -> %s\n", "trajectories", fs.trajectories, fs.multiTurn, o.trajectories)
+	fmt.Fprintf(w, "  %-24s %s\n", "drifted calls", driftSummary(fs.drifted))
+	for _, d := range fs.drift {
+		fmt.Fprintf(w, "    %s\n", d)
 	}
+	fmt.Fprintf(w, "  %-24s %s (--feed-cursor %s resumes after this run)\n", "feed cursor", fs.cursor, fs.cursor)
 	if len(outcomes) > 0 {
 		out := outcomes[0]
 		fmt.Fprintf(w, "\nrollout %s: %q -> %q (gold %q), reward %.0f after %d turns\n", out.rolloutID, out.question.Question, out.answer, out.question.Golden, out.reward, out.turns)
@@ -225,7 +271,7 @@ func head[T any](xs []T) string {
 
 // startDemoSidecar builds tokentap (unless given a binary) and runs it with
 // --demo on a free local port, recording logprobs the agents do not see.
-func startDemoSidecar(ctx context.Context, bin string, stderr io.Writer) (string, func(), error) {
+func startDemoSidecar(ctx context.Context, bin, template string, stderr io.Writer) (string, func(), error) {
 	dir, err := os.MkdirTemp("", "search_r1")
 	if err != nil {
 		return "", nil, err
@@ -255,7 +301,7 @@ func startDemoSidecar(ctx context.Context, bin string, stderr io.Writer) (string
 	addr := ln.Addr().String()
 	ln.Close()
 	var logs strings.Builder
-	cmd := exec.Command(bin, "--demo", "--in-memory", "--logprobs", "--listen", addr, "--log-level", "warn")
+	cmd := exec.Command(bin, "--demo", "--demo-template", template, "--in-memory", "--logprobs", "--listen", addr, "--log-level", "warn")
 	cmd.Stderr = &lockedWriter{w: &logs}
 	if err := cmd.Start(); err != nil {
 		cleanup()

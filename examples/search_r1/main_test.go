@@ -93,28 +93,13 @@ func TestDemo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
 	}
-	for _, want := range []string{"rollouts                 6", "calls with invalid IDs   0", "mean reward", "6 merged, 0 kept"} {
+	for _, want := range []string{"rollouts                 6", "calls with invalid IDs   0", "mean reward"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, stdout.String())
 		}
 	}
 	checkRows(t, readRows(t, filepath.Join(dir, "t.jsonl")), 6, true)
-	trajs, err := readJSONL[trajectory](must(os.ReadFile(filepath.Join(dir, "tr.jsonl"))))
-	if err != nil || len(trajs) != 6 {
-		t.Fatalf("%d trajectories, %v", len(trajs), err)
-	}
-	for _, tr := range trajs {
-		if len(tr.ResponseIDs) != len(tr.ResponseMask) || len(tr.Logprobs) != len(tr.ResponseIDs) {
-			t.Errorf("%s: ragged trajectory", tr.RolloutID)
-		}
-	}
-}
-
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
+	checkTrajectories(t, readTrajectories(t, filepath.Join(dir, "tr.jsonl")), stdout.String(), 6)
 }
 
 // recorder keeps every answer the simulated vLLM sent (asked for IDs by
@@ -157,11 +142,36 @@ func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+func (rc *recorder) reset() {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.answers = nil
+}
+
+// produced is the set of "prompt|response" vLLM sent since the last reset.
+func (rc *recorder) produced() map[string]bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	out := make(map[string]bool, len(rc.answers))
+	for _, a := range rc.answers {
+		out[a] = true
+	}
+	return out
+}
+
 // With --base-url the example talks to a tokentap started separately (here
 // in front of a simulated vLLM that records what it sends), and every
-// triplet it writes holds exactly the IDs vLLM produced.
+// triplet it writes holds exactly the IDs vLLM produced, and so does every
+// turn of every trajectory. With Qwen3's template, which drops the
+// reasoning of earlier turns, the turns drift apart and the example says so.
 func TestBaseURL(t *testing.T) {
-	rec := &recorder{h: vllmsim.New(vllmsim.Options{Policy: vllmsim.SearchR1Policy})}
+	for _, template := range []string{"qwen2.5", "qwen3"} {
+		t.Run(template, func(t *testing.T) { testBaseURL(t, template) })
+	}
+}
+
+func testBaseURL(t *testing.T, template string) {
+	rec := &recorder{h: vllmsim.New(vllmsim.Options{Policy: vllmsim.SearchR1Policy, Template: template})}
 	sim := httptest.NewServer(rec)
 	defer sim.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -185,28 +195,43 @@ func TestBaseURL(t *testing.T) {
 		}
 	}
 
-	dir := t.TempDir()
-	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"--base-url", "http://" + addr, "--admin-token", "trainer-secret", "--stream",
-		"--rollouts", "5", "--triplets", filepath.Join(dir, "t.jsonl"), "--trajectories", filepath.Join(dir, "tr.jsonl")}, &stdout, &stderr)
-	if code != 0 {
-		t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
+	model := "Qwen/Qwen2.5-1.5B-Instruct" // what each template's simulator serves
+	if template == "qwen3" {
+		model = "Qwen/Qwen3-8B"
 	}
-	if !strings.Contains(stdout.String(), "Search-R1 through http://"+addr) {
-		t.Errorf("summary: %s", stdout.String())
-	}
-	rows := readRows(t, filepath.Join(dir, "t.jsonl"))
-	checkRows(t, rows, 5, false)
-	produced := map[string]bool{}
-	for _, a := range rec.answers {
-		produced[a] = true
-	}
-	if len(rows) != len(rec.answers) {
-		t.Errorf("%d triplets for %d generations", len(rows), len(rec.answers))
-	}
-	for _, r := range rows {
-		if !produced[fmt.Sprint(r.PromptTokenIDs, "|", r.ResponseTokenIDs)] {
-			t.Errorf("%s/%d: IDs that vLLM did not produce", r.RolloutID, r.SequenceID)
+	// Two runs on one sidecar: the second tails the feed from the start
+	// again and must pass over the first run's attempts.
+	for _, rollouts := range []int{5, 3} {
+		rec.reset()
+		dir := t.TempDir()
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"--base-url", "http://" + addr, "--model", model, "--admin-token", "trainer-secret", "--stream",
+			"--rollouts", fmt.Sprint(rollouts), "--triplets", filepath.Join(dir, "t.jsonl"), "--trajectories", filepath.Join(dir, "tr.jsonl")}, &stdout, &stderr)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
+		}
+		if !strings.Contains(stdout.String(), "Search-R1 through http://"+addr) {
+			t.Errorf("summary: %s", stdout.String())
+		}
+		rows := readRows(t, filepath.Join(dir, "t.jsonl"))
+		checkRows(t, rows, rollouts, false)
+		produced := rec.produced()
+		if len(rows) != len(produced) {
+			t.Errorf("%d triplets for %d generations", len(rows), len(produced))
+		}
+		for _, r := range rows {
+			if !produced[fmt.Sprint(r.PromptTokenIDs, "|", r.ResponseTokenIDs)] {
+				t.Errorf("%s/%d: IDs that vLLM did not produce", r.RolloutID, r.SequenceID)
+			}
+		}
+		trajs := readTrajectories(t, filepath.Join(dir, "tr.jsonl"))
+		drifted := checkTrajectories(t, trajs, stdout.String(), rollouts)
+		checkTurns(t, "http://"+addr, "trainer-secret", trajs, produced)
+		if template == "qwen3" && drifted == 0 {
+			t.Errorf("no drift with Qwen3's template:\n%s", stdout.String())
+		}
+		if template == "qwen2.5" && drifted != 0 {
+			t.Errorf("drift with Qwen2.5's template, which keeps history:\n%s", stdout.String())
 		}
 	}
 }
@@ -256,27 +281,4 @@ func answerRetrieved(hits []hit, golden []string) bool {
 		}
 	}
 	return false
-}
-
-func TestMerge(t *testing.T) {
-	one := 1.0
-	rows := []trainingRow{
-		{SequenceID: 1, PromptTokenIDs: []int64{1, 2}, ResponseTokenIDs: []int64{3, 4}, Logprobs: []float64{-0.5, -0.25}},
-		{SequenceID: 2, PromptTokenIDs: []int64{1, 2, 3, 4, 9, 9}, ResponseTokenIDs: []int64{5}, Logprobs: []float64{-1}, Reward: &one},
-	}
-	tr, problem := merge("r", rows)
-	if problem != "" {
-		t.Fatal(problem)
-	}
-	want := trajectory{RolloutID: "r", PromptIDs: []int64{1, 2}, ResponseIDs: []int64{3, 4, 9, 9, 5}, ResponseMask: []int{1, 1, 0, 0, 1},
-		Logprobs: []float64{-0.5, -0.25, 0, 0, -1}, Reward: 1, Turns: 2}
-	if fmt.Sprint(tr) != fmt.Sprint(want) {
-		t.Errorf("got %+v\nwant %+v", tr, want)
-	}
-	// A template that rewrote history: the second prompt does not extend
-	// the first turn, so merging would train on tokens never sampled.
-	rows[1].PromptTokenIDs = []int64{1, 2, 3, 7, 9}
-	if _, problem := merge("r", rows); !strings.Contains(problem, "differs at token 3 of 4") {
-		t.Errorf("problem %q", problem)
-	}
 }

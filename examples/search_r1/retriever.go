@@ -180,6 +180,7 @@ func retrieve(ctx context.Context, client *http.Client, url, query string, topK 
 func readJSONL[T any](data []byte) ([]T, error) {
 	var out []T
 	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 64<<20) // a long trajectory is one long line
 	for sc.Scan() {
 		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 			continue

@@ -22,6 +22,7 @@ import (
 	"github.com/tokentap/tokentap/rollout"
 	"github.com/tokentap/tokentap/store"
 	"github.com/tokentap/tokentap/tokenids"
+	"github.com/tokentap/tokentap/trajectory"
 )
 
 // Config configures the API.
@@ -41,7 +42,14 @@ type Config struct {
 	// InFlight, when set, reports the attempts with calls in flight, so
 	// that "latest" also names an attempt nothing of which is recorded yet.
 	InFlight InFlight
-	Logger   zerolog.Logger
+	// Decoder, when set, gives the function that decodes token IDs for a
+	// rollout's calls of a model (the upstream's /detokenize), for the text
+	// of drift entries. Without it, or when it fails, that text is null.
+	Decoder func(rolloutID, model string) trajectory.Decoder
+	// OnDrift, when set, hears of the drifted calls of every attempt that
+	// completes, by cause (CountDrift).
+	OnDrift func(cause string, calls int)
+	Logger  zerolog.Logger
 }
 
 // API is the trainer-facing handler.
@@ -58,6 +66,8 @@ func New(cfg Config) *API {
 	a.mux.Handle("GET /api/v1/rollouts", a.guard(a.rollouts))
 	a.mux.Handle("GET /api/v1/rollouts/{rid}/attempts/{aid}/calls", a.guard(a.calls))
 	a.mux.Handle("GET /api/v1/rollouts/{rid}/attempts/{aid}/triplets", a.guard(a.triplets))
+	a.mux.Handle("GET /api/v1/rollouts/{rid}/attempts/{aid}/trajectories", a.guard(a.trajectories))
+	a.mux.Handle("GET /api/v1/trajectories", a.guard(a.feed))
 	a.mux.Handle("GET /api/v1/traces", a.guard(a.traces))
 	if cfg.State != nil {
 		a.mux.Handle("GET /admin/state", a.guard(func(w http.ResponseWriter, r *http.Request) {
@@ -129,6 +139,8 @@ type rolloutView struct {
 	Rewards   int           `json:"rewards"`
 	LastSeq   uint64        `json:"last_sequence_id"`
 	UpdatedAt time.Time     `json:"updated_at"`
+	// Drifted counts the drifted calls of its diagnosed attempts.
+	Drifted int `json:"drifted"`
 }
 
 type attemptView struct {
@@ -139,6 +151,9 @@ type attemptView struct {
 	LastSeq   uint64    `json:"last_sequence_id"`
 	Complete  bool      `json:"complete"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Drift counts its drifted calls by cause, once diagnosed (after it
+	// completed); absent before.
+	Drift map[string]int `json:"drift,omitempty"`
 }
 
 // rollouts lists rollouts: GET /api/v1/rollouts?limit=&after=.
@@ -163,8 +178,11 @@ func (a *API) rollouts(w http.ResponseWriter, r *http.Request) {
 		for _, at := range s.Attempts {
 			v.Attempts = append(v.Attempts, attemptView{
 				AttemptID: at.AttemptID, Calls: at.Calls, Rewards: at.Rewards, FirstSeq: at.FirstSeq,
-				LastSeq: at.LastSeq, Complete: at.Complete, UpdatedAt: at.UpdatedAt,
+				LastSeq: at.LastSeq, Complete: at.Complete, UpdatedAt: at.UpdatedAt, Drift: at.Drift,
 			})
+			for _, n := range at.Drift {
+				v.Drifted += n
+			}
 		}
 		out.Rollouts = append(out.Rollouts, v)
 	}
@@ -180,10 +198,24 @@ type decoded struct {
 	rewards []rollout.Reward
 }
 
+// decode reads an attempt's records back, prompts whole: a call stored as
+// a delta of an earlier one is put back together from the others.
 func decode(recs []store.Record) (decoded, error) {
 	var d decoded
+	var prompts *exporter.Resolver
 	for _, rec := range recs {
-		_, sp, err := exporter.DecodeRecord(rec.Data)
+		data := rec.Data
+		if exporter.IsDelta(rec) {
+			if prompts == nil {
+				prompts = exporter.NewResolver(nil)
+				prompts.Add(recs...)
+			}
+			var err error
+			if data, err = prompts.Full(context.Background(), rec); err != nil {
+				return d, fmt.Errorf("record %d: %w", rec.Cursor, err)
+			}
+		}
+		_, sp, err := exporter.DecodeRecord(data)
 		if err != nil {
 			return d, fmt.Errorf("record %d: %w", rec.Cursor, err)
 		}

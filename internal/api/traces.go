@@ -73,7 +73,7 @@ func (a *API) traces(w http.ResponseWriter, r *http.Request) {
 	if strings.Contains(r.Header.Get("Accept"), "application/json") {
 		f = exporter.JSON
 	}
-	body, err := exporter.EncodeTraces(recs, f)
+	body, err := exporter.EncodeTracesFrom(r.Context(), recs, a.cfg.Store, f)
 	if err != nil {
 		a.fail(w, err)
 		return

@@ -30,6 +30,7 @@ type Metrics struct {
 	retries      *prometheus.CounterVec
 	retriesWrote *prometheus.CounterVec
 	recordErrors prometheus.Counter
+	drift        *prometheus.CounterVec
 }
 
 // Sources are the live figures /metrics reads when scraped.
@@ -64,6 +65,9 @@ func New(src Sources) *Metrics {
 			Name: "tokentap_time_to_first_token_seconds", Help: "Streaming calls: time from the request to the first token event, by upstream.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}, []string{"upstream"}),
+		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokentap_trajectory_drift_total", Help: "Calls of completed attempts whose prompt drifted from the tokens the model sampled (retokenization drift), by cause.",
+		}, []string{"cause"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokentap_refused_requests_total", Help: "Requests tokentap refused before forwarding, by reason.",
 		}, []string{"reason"}),
@@ -77,7 +81,7 @@ func New(src Sources) *Metrics {
 			Name: "tokentap_record_errors_total", Help: "Calls tokentap could not commit to its store (their answers were withheld).",
 		}),
 	}
-	reg.MustRegister(m.calls, m.tokens, m.invalid, m.duration, m.ttft, m.rejected, m.retries, m.retriesWrote, m.recordErrors)
+	reg.MustRegister(m.calls, m.tokens, m.invalid, m.duration, m.ttft, m.rejected, m.retries, m.retriesWrote, m.recordErrors, m.drift)
 	if src.Upstreams != nil {
 		reg.MustRegister(upstreamCollector{src.Upstreams})
 	}
@@ -135,6 +139,11 @@ func (m *Metrics) ObserveCall(c *exporter.Call, recordErr error) {
 	}
 	m.tokens.WithLabelValues("prompt").Add(float64(prompt))
 	m.tokens.WithLabelValues("completion").Add(float64(completion))
+}
+
+// ObserveDrift counts drifted calls of a completed attempt.
+func (m *Metrics) ObserveDrift(cause string, calls int) {
+	m.drift.WithLabelValues(cause).Add(float64(calls))
 }
 
 // ObserveRefused counts a request refused before it was forwarded.
