@@ -199,6 +199,7 @@ func CallFromSpan(sp *tracepb.Span) *Call {
 		req.Endpoint = tokenids.Completions
 	}
 	req.Model = a.str(AttrRequestModel)
+	req.RequestedModel = a.str(AttrRequestedModel)
 	req.Stream = a.bool(AttrStream)
 	req.N = 1
 	if n, ok := a.int(AttrChoiceCount); ok {

@@ -231,6 +231,9 @@ func callAttributes(c *Call, capture bool) []attribute.KeyValue {
 	if req.Model != "" {
 		attrs = append(attrs, text(AttrRequestModel, req.Model))
 	}
+	if req.RequestedModel != "" {
+		attrs = append(attrs, text(AttrRequestedModel, req.RequestedModel))
+	}
 	if req.Temperature != nil {
 		attrs = append(attrs, attribute.Float64(AttrTemperature, *req.Temperature))
 	}

@@ -14,6 +14,9 @@ const (
 	AttrUpstream      = "rollout.upstream"
 	// AttrForcedParams lists the request fields --force-param set.
 	AttrForcedParams = "tokentap.request.forced_params"
+	// AttrRequestedModel is the model the agent named when --model-map
+	// sent another upstream (gen_ai.request.model).
+	AttrRequestedModel = "tokentap.request.model_requested"
 
 	AttrAGLRolloutID  = "agentlightning.rollout_id"
 	AttrAGLAttemptID  = "agentlightning.attempt_id"

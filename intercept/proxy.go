@@ -65,6 +65,8 @@ type Config struct {
 	BodyTimeout time.Duration
 	// Force sets request fields on every traced call (--force-param).
 	Force []tokenids.Param
+	// ModelMap renames the models traced calls name (--model-map).
+	ModelMap []tokenids.ModelRule
 	// RetryAfterWrite lets a call whose connection failed after its
 	// request was written go to another replica (--retry-after-write):
 	// it may resend a generation.
@@ -449,7 +451,7 @@ func (p *Proxy) prepareBody(r *http.Request, ex *exchange) *http.Response {
 	if int64(len(body)) > p.cfg.MaxBody {
 		return ex.fail(r, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("request body is over the %d-byte limit", p.cfg.MaxBody))
 	}
-	out, req, err := tokenids.PrepareRequest(ex.endpoint, body, tokenids.Options{Logprobs: p.cfg.Logprobs, Force: p.cfg.Force})
+	out, req, err := tokenids.PrepareRequest(ex.endpoint, body, tokenids.Options{Logprobs: p.cfg.Logprobs, Force: p.cfg.Force, ModelMap: p.cfg.ModelMap})
 	if err != nil {
 		return ex.fail(r, http.StatusBadRequest, "bad_request", err.Error())
 	}

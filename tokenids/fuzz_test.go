@@ -60,6 +60,30 @@ func FuzzPrepareRequest(f *testing.F) {
 			if err := json.Unmarshal(forced, &withForce); err != nil || withForce["temperature"] != 1.0 {
 				t.Fatalf("temperature not forced in %s (%v)", forced, err)
 			}
+			// A mapped model reaches the upstream as the served name, and
+			// nothing else changes.
+			mapped, mreq, err := PrepareRequest(ep, bytes.Clone(body), Options{ModelMap: []ModelRule{{Pattern: "*", Model: "served/model"}}})
+			if err != nil {
+				t.Fatalf("mapping failed on a body that prepared: %v", err)
+			}
+			var withMap map[string]any
+			if err := json.Unmarshal(mapped, &withMap); err != nil {
+				t.Fatalf("mapped body invalid: %s (%v)", mapped, err)
+			}
+			if m, isString := got["model"].(string); isString && m != "" && (withMap["model"] != "served/model" || mreq.Model != "served/model" || mreq.RequestedModel != req.Model) {
+				t.Fatalf("model not mapped in %s: %+v", mapped, mreq)
+			}
+			plain, _, _ := PrepareRequest(ep, bytes.Clone(body), Options{})
+			var unmapped map[string]any
+			json.Unmarshal(plain, &unmapped)
+			for k, v := range unmapped {
+				if w, ok := withMap[k]; !ok || k != "model" && !reflect.DeepEqual(v, w) {
+					t.Fatalf("mapping changed %q: %s -> %s", k, plain, mapped)
+				}
+			}
+			if len(withMap) != len(unmapped) {
+				t.Fatalf("mapping changed the members: %s -> %s", plain, mapped)
+			}
 		}
 	})
 }

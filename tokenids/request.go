@@ -32,6 +32,9 @@ type Options struct {
 	// Force sets top-level request fields whatever the client sent (a
 	// trainer pinning on-policy sampling, e.g. temperature=1.0).
 	Force []Param
+	// ModelMap rewrites the model the client named to the first matching
+	// rule's model.
+	ModelMap []ModelRule
 }
 
 // Param is a top-level request field and its raw JSON value.
@@ -73,17 +76,20 @@ func ParseParam(s string) (Param, error) {
 // Request is what tokentap learned from a call's request body, and what it
 // changed in it.
 type Request struct {
-	Endpoint     Endpoint
-	Model        string
-	Stream       bool
-	IncludeUsage bool // a usage chunk will close the stream
-	N            int  // samples per prompt (1 when absent)
-	Prompts      int  // number of prompts: 1 for chat, len(prompt list) for completions
-	Echo         bool
-	Temperature  *float64
-	TopP         *float64
-	MaxTokens    *int64 // max_tokens, or chat's max_completion_tokens
-	Seed         *int64
+	Endpoint Endpoint
+	// Model is the model sent upstream; RequestedModel the one the client
+	// named, when Options.ModelMap changed it ("" otherwise).
+	Model          string
+	RequestedModel string
+	Stream         bool
+	IncludeUsage   bool // a usage chunk will close the stream
+	N              int  // samples per prompt (1 when absent)
+	Prompts        int  // number of prompts: 1 for chat, len(prompt list) for completions
+	Echo           bool
+	Temperature    *float64
+	TopP           *float64
+	MaxTokens      *int64 // max_tokens, or chat's max_completion_tokens
+	Seed           *int64
 
 	// ClientUsage says whether the client asked for the usage chunk itself.
 	// When a stream's client did not, tokentap turns include_usage on (and
@@ -167,6 +173,7 @@ func PrepareRequest(ep Endpoint, body []byte, opts Options) (out []byte, req Req
 		members                    int
 		streamOpts                 streamOptions // the last stream_options, which vLLM honours
 		forcedSpans                [][][2]int    // per opts.Force entry
+		modelSpans                 [][2]int
 	)
 	if len(opts.Force) > 0 {
 		forcedSpans = make([][][2]int, len(opts.Force))
@@ -209,6 +216,7 @@ func PrepareRequest(ep Endpoint, body []byte, opts Options) (out []byte, req Req
 				var b []byte
 				b, _, err = s.text(nil)
 				req.Model = string(b)
+				modelSpans = append(modelSpans, [2]int{start, s.pos})
 			} else {
 				err = s.skip()
 			}
@@ -260,6 +268,14 @@ func PrepareRequest(ep Endpoint, body []byte, opts Options) (out []byte, req Req
 		for _, sp := range spans {
 			edits = append(edits, edit{start: sp[0], end: sp[1], repl: value})
 		}
+	}
+	if served, ok := MapModel(opts.ModelMap, req.Model); ok && req.Model != "" && served != req.Model {
+		// vLLM reads the last model member; every string one is rewritten.
+		quoted, _ := json.Marshal(served)
+		for _, sp := range modelSpans {
+			edits = append(edits, edit{start: sp[0], end: sp[1], repl: string(quoted)})
+		}
+		req.RequestedModel, req.Model = req.Model, served
 	}
 	for i, f := range opts.Force {
 		set(forcedSpans[i], `"`+f.Key+`"`, string(f.Value))

@@ -27,6 +27,7 @@ type config struct {
 	ConfigFile      string
 	Routing         string
 	ForceParams     paramFlag
+	ModelMap        listFlag
 	Data            string
 	InMemory        bool
 	Retention       time.Duration
@@ -61,6 +62,7 @@ type config struct {
 	upstreamsFromFile bool
 	routingFromFile   bool
 	force             []tokenids.Param
+	modelMap          []tokenids.ModelRule
 	level             zerolog.Level
 }
 
@@ -76,6 +78,7 @@ func parseConfig(args []string, env func(string) string, usage io.Writer) (*conf
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML file: upstreams: [{url, models}], routing, and any flag by its name")
 	fs.StringVar(&c.Routing, "routing", "", "how calls are spread over replicas: sticky (a rollout stays on one replica) or least-loaded (default sticky)")
 	fs.Var(&c.ForceParams, "force-param", "key=JSON-value set on every traced call, e.g. temperature=1.0 (repeatable)")
+	fs.Var(&c.ModelMap, "model-map", "pattern=model: traced calls naming a model that matches pattern (* for any run) are sent as model, e.g. claude-*=Qwen/Qwen3-8B (repeatable, first match wins)")
 	fs.StringVar(&c.Data, "data", "./sidecar-data", "Badger directory")
 	fs.BoolVar(&c.InMemory, "in-memory", false, "keep spans in memory only (nothing on disk)")
 	fs.DurationVar(&c.Retention, "retention", 168*time.Hour, "records older than this expire (0: never)")
@@ -228,6 +231,14 @@ func (c *config) validate() error {
 			return fmt.Errorf("--force-param %w", err)
 		}
 		c.force = append(c.force, param)
+	}
+	c.modelMap = nil
+	for _, m := range c.ModelMap {
+		rule, err := tokenids.ParseModelRule(m)
+		if err != nil {
+			return fmt.Errorf("--model-map %w", err)
+		}
+		c.modelMap = append(c.modelMap, rule)
 	}
 	if c.Retention < 0 {
 		return fmt.Errorf("--retention %v: must not be negative", c.Retention)

@@ -121,7 +121,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 	})
 	recorder := exporter.NewRecorder(st, cfg.CaptureContent, version)
 	proxy, err = intercept.New(intercept.Config{
-		Upstreams: upstreams, Force: cfg.force, Recorder: recorder, Logprobs: cfg.Logprobs,
+		Upstreams: upstreams, Force: cfg.force, ModelMap: cfg.modelMap, Recorder: recorder, Logprobs: cfg.Logprobs,
 		RequireRollout: cfg.RequireRollout, MaxBody: int64(cfg.MaxBody),
 		UpstreamTimeout: cfg.UpstreamTimeout, UpstreamAPIKey: cfg.UpstreamAPIKey, BodyTimeout: cfg.BodyTimeout,
 		Observer: m, Logger: log, RetryAfterWrite: cfg.RetryAfterWrite, AccessLog: cfg.AccessLog,

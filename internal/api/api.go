@@ -240,6 +240,7 @@ type callView struct {
 	Operation       string       `json:"operation"`
 	Path            string       `json:"path"`
 	Model           string       `json:"model"`
+	RequestedModel  string       `json:"requested_model,omitempty"` // the agent's model name, when --model-map changed it
 	ResponseID      string       `json:"response_id"`
 	Stream          bool         `json:"stream"`
 	Status          string       `json:"status"`
@@ -307,7 +308,7 @@ func viewReward(rw rollout.Reward) rewardView {
 func viewCall(c *exporter.Call) callView {
 	v := callView{
 		SequenceID: c.Seq, TraceID: hex.EncodeToString(c.TraceID[:]), SpanID: hex.EncodeToString(c.SpanID[:]),
-		Operation: c.Request.Endpoint.Operation(), Path: c.Path, Model: c.Request.Model, Stream: c.Request.Stream,
+		Operation: c.Request.Endpoint.Operation(), Path: c.Path, Model: c.Request.Model, RequestedModel: c.Request.RequestedModel, Stream: c.Request.Stream,
 		ResponseID: c.Response.ResponseID,
 		Status:     string(c.Status), HTTPStatus: c.HTTPStatus, StartTime: c.Start, EndTime: c.End,
 		PromptTokenIDs: c.Response.PromptTokenIDs, TokenIDsValid: c.Valid, TokenIDsChecks: c.Checks, Choices: []choiceView{},
