@@ -27,7 +27,12 @@ const (
 type Call struct {
 	Key  rollout.Key
 	Seq  uint64
-	Path string // the upstream path, e.g. /v1/chat/completions
+	Path string // the path the agent called, e.g. /v1/chat/completions, /v1/messages
+	// Dialect is the API the agent spoke (AttrDialect: DialectOpenAIChat,
+	// DialectAnthropicMessages, ...); "" means the one of Request.Endpoint.
+	// Request and Response are always the chat or completions call sent
+	// upstream, whatever the dialect.
+	Dialect string
 
 	Request  tokenids.Request
 	Response tokenids.Result
@@ -62,6 +67,23 @@ type Call struct {
 	// nil when content capture is off.
 	InputMessages  []byte
 	OutputMessages []byte
+}
+
+// DialectName is the call's dialect: Dialect, or the OpenAI API of its
+// endpoint when unset (calls recorded before the attribute existed).
+func (c *Call) DialectName() string {
+	if c.Dialect != "" {
+		return c.Dialect
+	}
+	return EndpointDialect(c.Request.Endpoint)
+}
+
+// EndpointDialect is the dialect of an OpenAI call to ep, sent as is.
+func EndpointDialect(ep tokenids.Endpoint) string {
+	if ep == tokenids.Completions {
+		return DialectOpenAICompletions
+	}
+	return DialectOpenAIChat
 }
 
 // Reward is the record of one reward an agent posted.

@@ -198,6 +198,10 @@ func CallFromSpan(sp *tracepb.Span) *Call {
 	if a.str(AttrOperation) == tokenids.Completions.Operation() {
 		req.Endpoint = tokenids.Completions
 	}
+	c.Dialect = a.str(AttrDialect)
+	if c.Dialect == "" {
+		c.Dialect = EndpointDialect(req.Endpoint)
+	}
 	req.Model = a.str(AttrRequestModel)
 	req.RequestedModel = a.str(AttrRequestedModel)
 	req.Stream = a.bool(AttrStream)

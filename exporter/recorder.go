@@ -215,6 +215,7 @@ func callAttributes(c *Call, capture bool) []attribute.KeyValue {
 		text(AttrURLPath, c.Path),
 		attribute.Int(AttrHTTPStatus, c.HTTPStatus),
 		attribute.String(AttrCallStatus, string(c.Status)),
+		attribute.String(AttrDialect, c.DialectName()),
 		attribute.Bool(AttrStream, req.Stream),
 		attribute.Int(AttrChoiceCount, req.N),
 		attribute.Bool(AttrTokenIDsValid, c.Valid),

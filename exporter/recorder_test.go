@@ -159,8 +159,56 @@ func TestRecordCallSpan(t *testing.T) {
 	want.TraceID, want.SpanID = SpanIDs(sp)
 	want.InputMessages, want.OutputMessages = []byte(`["a","b"]`), []byte(`["I am","x","y","z"]`)
 	want.Request.TokenIDs, want.Request.Logprobs, want.Request.Input = false, false, nil
+	want.Dialect = DialectOpenAICompletions // unset: the endpoint's
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("round trip\n got %+v\nwant %+v", *got, want)
+	}
+}
+
+// Every call span says which API the agent spoke: the one set on the call
+// (a translated dialect), else its endpoint's; spans recorded before the
+// attribute existed read back as their endpoint's.
+func TestDialectAttribute(t *testing.T) {
+	tests := []struct {
+		name     string
+		endpoint tokenids.Endpoint
+		dialect  string
+		want     string
+	}{
+		{"chat", tokenids.Chat, "", DialectOpenAIChat},
+		{"completions", tokenids.Completions, "", DialectOpenAICompletions},
+		{"anthropic messages", tokenids.Chat, DialectAnthropicMessages, DialectAnthropicMessages},
+		{"responses", tokenids.Chat, DialectOpenAIResponses, DialectOpenAIResponses},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := testStore(t)
+			rec := NewRecorder(st, false, "test")
+			call := sampleCall()
+			call.Seq = uint64(i + 1)
+			call.Request.Endpoint, call.Dialect = tt.endpoint, tt.dialect
+			if err := rec.RecordCall(context.Background(), call); err != nil {
+				t.Fatal(err)
+			}
+			sp := stored(t, st, call.Key)[0]
+			if got := index(sp.Attributes).str(AttrDialect); got != tt.want {
+				t.Errorf("%s = %q, want %q", AttrDialect, got, tt.want)
+			}
+			if got := CallFromSpan(sp); got.Dialect != tt.want || got.DialectName() != tt.want {
+				t.Errorf("read back dialect %q, want %q", got.Dialect, tt.want)
+			}
+			// A span from before the attribute: the endpoint's dialect.
+			var kept []*commonpb.KeyValue
+			for _, kv := range sp.Attributes {
+				if kv.Key != AttrDialect {
+					kept = append(kept, kv)
+				}
+			}
+			sp.Attributes = kept
+			if got, want := CallFromSpan(sp).Dialect, EndpointDialect(tt.endpoint); got != want {
+				t.Errorf("without the attribute: %q, want %q", got, want)
+			}
+		})
 	}
 }
 

@@ -17,6 +17,10 @@ const (
 	// AttrRequestedModel is the model the agent named when --model-map
 	// sent another upstream (gen_ai.request.model).
 	AttrRequestedModel = "tokentap.request.model_requested"
+	// AttrDialect is the API the agent spoke (Dialect* below): a call
+	// tokentap translated (Anthropic Messages) is recorded as the chat call
+	// it became, and this says what the agent sent and received.
+	AttrDialect = "tokentap.dialect"
 
 	AttrAGLRolloutID  = "agentlightning.rollout_id"
 	AttrAGLAttemptID  = "agentlightning.attempt_id"
@@ -78,6 +82,12 @@ const (
 	// one choice of it ("choice_index"; absent: every choice).
 	AttrRewardTargetSeq    = "tokentap.reward.sequence_id"
 	AttrRewardTargetChoice = "tokentap.reward.choice_index"
+
+	// The values of AttrDialect.
+	DialectOpenAIChat        = "openai.chat"
+	DialectOpenAICompletions = "openai.completions"
+	DialectAnthropicMessages = "anthropic.messages"
+	DialectOpenAIResponses   = "openai.responses"
 
 	ProviderVLLM = "vllm"
 	ServiceName  = "tokentap"

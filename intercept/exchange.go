@@ -14,6 +14,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/tokentap/tokentap/anthropic"
 	"github.com/tokentap/tokentap/exporter"
 	"github.com/tokentap/tokentap/rollout"
 	"github.com/tokentap/tokentap/tokenids"
@@ -35,6 +36,16 @@ type exchange struct {
 	status   int    // the upstream's status
 	policy   string // the policy version when the call was sent
 	replica  *upstream.Replica
+
+	// dialect is the API the agent speaks on this route: tokentap's own
+	// answers and errors take its shape.
+	dialect dialect
+	// msgs is the translated /v1/messages request of a Messages call,
+	// once translated; its answer is translated back.
+	msgs *anthropic.Request
+	// countTokens is set for a /v1/messages/count_tokens request sent
+	// upstream as /tokenize (not traced).
+	countTokens bool
 
 	// contentLength is the length of a body tokentap rewrote whole, -1
 	// otherwise.
@@ -147,7 +158,7 @@ func (ex *exchange) logCall(c *exporter.Call) {
 		in, out = u.PromptTokens, u.CompletionTokens
 	}
 	ev = ev.Str("rollout_id", c.Key.RolloutID).Str("attempt_id", c.Key.AttemptID).Uint64("seq", c.Seq).
-		Str("dialect", dialectOf(c.Request.Endpoint)).Str("model", c.Request.Model).
+		Str("dialect", c.DialectName()).Str("model", c.Request.Model).
 		Str("status", string(c.Status)).Int("http_status", c.HTTPStatus).
 		Int64("tokens_in", in).Int64("tokens_out", out).Bool("token_ids_valid", c.Valid).
 		Dur("duration_ms", c.End.Sub(c.Start)).Str("upstream", c.Upstream)
@@ -158,17 +169,6 @@ func (ex *exchange) logCall(c *exporter.Call) {
 		ev = ev.Str("error_type", c.ErrorType)
 	}
 	ev.Msg("call")
-}
-
-// dialectOf names the API a traced call spoke.
-func dialectOf(ep tokenids.Endpoint) string {
-	switch ep {
-	case tokenids.Chat:
-		return "openai.chat"
-	case tokenids.Completions:
-		return "openai.completions"
-	}
-	return ""
 }
 
 // recordCall builds the call's record and commits it, setting recordErr.
@@ -217,7 +217,7 @@ func (ex *exchange) recordCall(status exporter.Status, httpStatus int, errType, 
 // answer.
 func (ex *exchange) bareCall(status exporter.Status, httpStatus int, errType, msg string) *exporter.Call {
 	c := &exporter.Call{
-		Key: ex.key, Seq: ex.seq, Path: ex.path,
+		Key: ex.key, Seq: ex.seq, Path: ex.path, Dialect: ex.dialectName(),
 		Request: tokenids.Request{Endpoint: ex.endpoint, Model: ex.req.Model, Stream: ex.req.Stream, N: 1, Prompts: 1},
 		Status:  status, HTTPStatus: httpStatus, ErrorType: errType, Error: msg,
 		Start: ex.start, End: time.Now(), FirstToken: ex.firstEvent, Parent: ex.parent,
@@ -307,6 +307,9 @@ func (ex *exchange) upstreamError(resp *http.Response) *http.Response {
 			errType = e.Type
 		}
 	}
+	if ex.msgs != nil {
+		return ex.messagesUpstreamError(resp, body, errType, msg)
+	}
 	ex.finish(exporter.StatusError, resp.StatusCode, errType, msg, nil)
 	ex.setBody(resp, body)
 	return resp
@@ -316,6 +319,9 @@ func (ex *exchange) upstreamError(resp *http.Response) *http.Response {
 // tokentap injected, and commits the call before the agent gets any of it.
 func (ex *exchange) jsonAnswer(resp *http.Response) *http.Response {
 	body, err := ex.readBody(resp)
+	if errors.Is(err, errAnswerTooLarge) && ex.msgs != nil {
+		return ex.messagesTooLarge(resp)
+	}
 	if errors.Is(err, errAnswerTooLarge) {
 		// Handed on as it arrives rather than refused: the agent still
 		// gets its answer, the record its IDs marked missing.
@@ -328,6 +334,9 @@ func (ex *exchange) jsonAnswer(resp *http.Response) *http.Response {
 		return ex.readFailed(resp, err)
 	}
 	res, out, err := tokenids.ParseResponse(&ex.req, body, ex.req.Strip())
+	if ex.msgs != nil {
+		return ex.messagesAnswer(resp, &res, out, err)
+	}
 	status, errType, msg := exporter.StatusOK, "", ""
 	if err != nil {
 		// Passed on as it came; the agent will find out too.

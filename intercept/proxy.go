@@ -35,6 +35,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/tokentap/tokentap/anthropic"
 	"github.com/tokentap/tokentap/exporter"
 	"github.com/tokentap/tokentap/internal/httperr"
 	"github.com/tokentap/tokentap/rollout"
@@ -67,6 +68,9 @@ type Config struct {
 	Force []tokenids.Param
 	// ModelMap renames the models traced calls name (--model-map).
 	ModelMap []tokenids.ModelRule
+	// Anthropic translates the Anthropic Messages dialect (/v1/messages)
+	// to chat completions; its zero value follows vLLM's own defaults.
+	Anthropic anthropic.Translator
 	// RetryAfterWrite lets a call whose connection failed after its
 	// request was written go to another replica (--retry-after-write):
 	// it may resend a generation.
@@ -260,7 +264,11 @@ func (p *Proxy) recoverPanic(rw *responseWriter, r *http.Request) {
 	if rw.status != 0 {
 		panic(http.ErrAbortHandler)
 	}
-	httperr.Write(rw, http.StatusInternalServerError, "tokentap hit an internal error handling this request")
+	d := dialectOfPath(r.Method, r.URL.Path)
+	if ex != nil {
+		d = ex.dialect
+	}
+	writeError(rw, d, http.StatusInternalServerError, "tokentap hit an internal error handling this request")
 }
 
 // recordedPanic is a panic that was logged (and its call recorded) where it
@@ -279,7 +287,7 @@ func (p *Proxy) serve(rw *responseWriter, r *http.Request) {
 	}
 	if r.URL.IsAbs() && !p.cfg.Upstreams.Owns(r.URL) {
 		p.refused("foreign_host")
-		httperr.Write(w, http.StatusForbidden, fmt.Sprintf("tokentap forwards to its upstreams only, not to %s", r.URL.Host))
+		writeError(w, dialectOfPath(r.Method, r.URL.Path), http.StatusForbidden, fmt.Sprintf("tokentap forwards to its upstreams only, not to %s", r.URL.Host))
 		return
 	}
 	key, rest, prefixed, err := rollout.ParsePath(r.URL.Path)
@@ -288,7 +296,7 @@ func (p *Proxy) serve(rw *responseWriter, r *http.Request) {
 	}
 	if err != nil {
 		p.refused("bad_key")
-		httperr.Write(w, http.StatusBadRequest, err.Error())
+		writeError(w, dialectOfPath(r.Method, r.URL.Path), http.StatusBadRequest, err.Error())
 		return
 	}
 	if prefixed {
@@ -333,20 +341,6 @@ func exchangeOf(r *http.Request) *exchange {
 	return ex
 }
 
-// tracedEndpoint says whether a method and upstream path are a traced call.
-func tracedEndpoint(method, path string) tokenids.Endpoint {
-	if method != http.MethodPost {
-		return 0
-	}
-	switch path {
-	case "/v1/chat/completions":
-		return tokenids.Chat
-	case "/v1/completions":
-		return tokenids.Completions
-	}
-	return 0
-}
-
 // onRequest strips the rollout prefix, points the request at the upstream,
 // and for traced calls allocates the sequence id and injects
 // return_token_ids.
@@ -368,23 +362,37 @@ func (p *Proxy) onRequest(r *http.Request, pctx *goproxy.ProxyCtx) (*http.Reques
 	path := r.URL.Path
 	if prefixed {
 		path = "/" + rest
-	} else if key, err = rollout.FromHeaders(r.Header.Get(rollout.HeaderRolloutID), r.Header.Get(rollout.HeaderAttemptID)); err != nil {
-		p.refused("bad_key")
-		return r, errorResponse(r, http.StatusBadRequest, err.Error())
+	}
+	rt := routeOf(r.Method, path)
+	ex.dialect = rt.dialect()
+	if !prefixed {
+		key, err = rollout.FromHeaders(r.Header.Get(rollout.HeaderRolloutID), r.Header.Get(rollout.HeaderAttemptID))
+		if err != nil {
+			p.refused("bad_key")
+			return r, errorResponse(r, http.StatusBadRequest, err.Error())
+		}
 	}
 	r.Header.Del(rollout.HeaderRolloutID)
 	r.Header.Del(rollout.HeaderAttemptID)
 	if p.cfg.UpstreamAPIKey != "" {
+		// The agent's credentials, in whichever field, never go upstream.
 		r.Header.Set("Authorization", "Bearer "+p.cfg.UpstreamAPIKey)
+		r.Header.Del("X-Api-Key")
+	}
+	if ex.dialect == dialectAnthropic {
+		p.prepareHeaders(r.Header)
 	}
 	r.URL.Path = path // forward puts the replica's base path in front
 	r.URL.RawPath = ""
 	r.Host = ""
 
-	ep := tracedEndpoint(r.Method, path)
-	if ep == 0 {
+	switch rt {
+	case routeForward:
 		return r, nil // forwarded untouched
+	case routeCountTokens:
+		return r, p.prepareCountTokens(r, ex)
 	}
+	ep := rt.endpoint()
 	if key.IsZero() && p.cfg.RequireRollout {
 		p.refused("no_rollout_key")
 		return r, errorResponse(r, http.StatusBadRequest, "this call carries no rollout key: use /rollout/{rollout_id}/attempt/{attempt_id}/v1/... or the X-Rollout-Id header (--require-rollout is on)")
@@ -424,11 +432,35 @@ func (p *Proxy) onRequest(r *http.Request, pctx *goproxy.ProxyCtx) (*http.Reques
 	return r, nil
 }
 
-// prepareBody reads a traced request's body and injects return_token_ids.
-// A failure answers the client and is recorded as the call's outcome.
+// prepareBody reads a traced request's body, translates it when the agent
+// speaks another dialect than chat completions, and injects
+// return_token_ids. A failure answers the client and is recorded as the
+// call's outcome.
 func (p *Proxy) prepareBody(r *http.Request, ex *exchange) *http.Response {
+	body, resp := p.readRequestBody(r, ex)
+	if resp != nil {
+		return resp
+	}
+	if ex.dialect == dialectAnthropic {
+		if body, resp = p.translateMessages(r, ex, body); resp != nil {
+			return resp
+		}
+	}
+	out, req, err := tokenids.PrepareRequest(ex.endpoint, body, tokenids.Options{Logprobs: p.cfg.Logprobs, Force: p.cfg.Force, ModelMap: p.cfg.ModelMap})
+	if err != nil {
+		return ex.fail(r, http.StatusBadRequest, "bad_request", err.Error())
+	}
+	ex.req = req
+	setRequestBody(r, out)
+	return nil
+}
+
+// readRequestBody reads a request's body, bounded in size and time. A
+// failure answers the client and, for a traced call, is recorded as its
+// outcome.
+func (p *Proxy) readRequestBody(r *http.Request, ex *exchange) ([]byte, *http.Response) {
 	if r.ContentLength > p.cfg.MaxBody {
-		return ex.fail(r, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("request body of %d bytes is over the %d-byte limit", r.ContentLength, p.cfg.MaxBody))
+		return nil, ex.fail(r, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("request body of %d bytes is over the %d-byte limit", r.ContentLength, p.cfg.MaxBody))
 	}
 	// A client that stalls while sending its body must not hold the call
 	// (and a connection) forever.
@@ -441,27 +473,17 @@ func (p *Proxy) prepareBody(r *http.Request, ex *exchange) *http.Response {
 		var ne net.Error
 		switch {
 		case errors.As(err, &ne) && ne.Timeout():
-			return ex.fail(r, http.StatusRequestTimeout, "request_timeout", fmt.Sprintf("the request body did not arrive within %v", p.cfg.BodyTimeout))
+			return nil, ex.fail(r, http.StatusRequestTimeout, "request_timeout", fmt.Sprintf("the request body did not arrive within %v", p.cfg.BodyTimeout))
 		case r.Context().Err() != nil:
 			ex.finish(exporter.StatusCancelled, 0, "cancelled", "the client went away while sending its request", nil)
-			return errorResponse(r, http.StatusBadRequest, "request body: "+err.Error())
+			return nil, errorResponse(r, http.StatusBadRequest, "request body: "+err.Error())
 		}
-		return ex.fail(r, http.StatusBadRequest, "bad_request", "read request body: "+err.Error())
+		return nil, ex.fail(r, http.StatusBadRequest, "bad_request", "read request body: "+err.Error())
 	}
 	if int64(len(body)) > p.cfg.MaxBody {
-		return ex.fail(r, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("request body is over the %d-byte limit", p.cfg.MaxBody))
+		return nil, ex.fail(r, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("request body is over the %d-byte limit", p.cfg.MaxBody))
 	}
-	out, req, err := tokenids.PrepareRequest(ex.endpoint, body, tokenids.Options{Logprobs: p.cfg.Logprobs, Force: p.cfg.Force, ModelMap: p.cfg.ModelMap})
-	if err != nil {
-		return ex.fail(r, http.StatusBadRequest, "bad_request", err.Error())
-	}
-	ex.req = req
-	r.Body = io.NopCloser(bytes.NewReader(out))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(out)), nil }
-	r.ContentLength = int64(len(out))
-	r.TransferEncoding = nil
-	r.Header.Set("Content-Length", strconv.Itoa(len(out)))
-	return nil
+	return body, nil
 }
 
 // injectRoom is the spare capacity left after a request body, so that
@@ -500,12 +522,20 @@ func (p *Proxy) onResponse(resp *http.Response, pctx *goproxy.ProxyCtx) *http.Re
 	if resp == nil {
 		return p.upstreamFailed(pctx.Req, ex, pctx.Error)
 	}
+	if ex != nil && ex.countTokens {
+		return ex.countTokensAnswer(resp)
+	}
 	if ex == nil || !ex.traced() || ex.isFinished() {
 		return resp // untraced, or an answer tokentap made itself
 	}
 	ex.upstreamBody = resp.Body
 	p.stage(stageResponse)
 	ex.status = resp.StatusCode
+	if ex.msgs != nil && resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		if _, err := contentCodings(resp.Header); err != nil {
+			return ex.messagesUndecodable(resp, err)
+		}
+	}
 	if out := decodeAnswer(ex, resp); out != nil {
 		return out // an encoding tokentap cannot read: recorded, passed on
 	}
@@ -514,6 +544,12 @@ func (p *Proxy) onResponse(resp *http.Response, pctx *goproxy.ProxyCtx) *http.Re
 		return ex.upstreamError(resp)
 	case strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"):
 		resp.Body = newSSEBody(ex, resp.Body)
+		if ex.msgs != nil {
+			// The Messages stream is tokentap's own bytes.
+			resp.Header.Set("Content-Type", "text/event-stream")
+			resp.Header.Del("Content-Length")
+			resp.ContentLength = -1
+		}
 		return resp
 	default:
 		return ex.jsonAnswer(resp)
@@ -527,11 +563,14 @@ func (p *Proxy) upstreamFailed(r *http.Request, ex *exchange, err error) *http.R
 	if err == nil {
 		err = errors.New("no response")
 	}
-	if errors.Is(err, upstream.ErrUnknownModel) && ex != nil && ex.traced() {
+	if errors.Is(err, upstream.ErrUnknownModel) && ex != nil && (ex.traced() || ex.countTokens) {
 		// forward found no replica for the model, before sending anything:
 		// vLLM's own answer for a model it does not serve.
 		msg := fmt.Sprintf("The model `%s` does not exist.", ex.req.Model)
 		ex.finish(exporter.StatusError, http.StatusNotFound, "NotFoundError", msg, nil)
+		if ex.dialect == dialectAnthropic {
+			return answer(r, http.StatusNotFound, anthropic.NewError(http.StatusNotFound, msg).Body())
+		}
 		return answer(r, http.StatusNotFound, httperr.BodyParam(http.StatusNotFound, msg, "model"))
 	}
 	status, errType := http.StatusBadGateway, "upstream_unreachable"
@@ -569,11 +608,13 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-// errorResponse builds an OpenAI-shaped error answer for goproxy to send.
-// After a body that was not read whole (413, 408) the connection is closed:
-// net/http would otherwise try to drain the rest before answering.
+// errorResponse builds one of tokentap's own error answers for goproxy to
+// send, in the shape of the dialect the request speaks (OpenAI's, or
+// Anthropic's on /v1/messages). After a body that was not read whole (413,
+// 408) the connection is closed: net/http would otherwise try to drain the
+// rest before answering.
 func errorResponse(r *http.Request, status int, msg string) *http.Response {
-	return answer(r, status, httperr.Body(status, msg))
+	return answer(r, status, errorBody(dialectOfRequest(r), status, msg))
 }
 
 // answer is a JSON answer tokentap makes itself.

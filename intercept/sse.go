@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tokentap/tokentap/anthropic"
 	"github.com/tokentap/tokentap/exporter"
 	"github.com/tokentap/tokentap/internal/httperr"
 	"github.com/tokentap/tokentap/tokenids"
@@ -19,6 +20,13 @@ import (
 // call is committed before the "data: [DONE]" event (or the end of the
 // stream) reaches the agent.
 //
+// For a Messages call, each event the chat stream yields (stripped, as the
+// agent would have had it) goes through the Anthropic translator instead,
+// and what it makes of it is handed on in its place: the same reads, the
+// same write and flush per batch of events, and the same commit before the
+// last byte, which is message_stop (or the error event that ends the
+// stream). See dialect.go.
+//
 // goproxy copies it with io.Copy, which uses WriteTo: one write, and one
 // flush, per event.
 type sseBody struct {
@@ -26,10 +34,12 @@ type sseBody struct {
 	upstream io.ReadCloser
 	events   *tokenids.EventReader
 	stream   *tokenids.Stream
-	out      []byte // scratch for rewritten events
-	readBuf  []byte // for the pieces of an oversized event
-	batch    []byte // the events gathered for one write
-	pending  []byte // for Read: bytes of the current event not yet read
+	// msgs translates a Messages call's stream; nil for chat and completions.
+	msgs    *anthropic.Stream
+	out     []byte // scratch for rewritten events
+	readBuf []byte // for the pieces of an oversized event
+	batch   []byte // the events gathered for one write
+	pending []byte // for Read: bytes of the current event not yet read
 	// big is the event being handed on in pieces because it is over the
 	// event bound; nil between events.
 	big *oversizedEvent
@@ -37,12 +47,16 @@ type sseBody struct {
 }
 
 func newSSEBody(ex *exchange, upstream io.ReadCloser) *sseBody {
-	return &sseBody{
+	b := &sseBody{
 		ex:       ex,
 		upstream: upstream,
 		events:   tokenids.NewEventReader(upstream, ex.p.maxEvent()),
 		stream:   tokenids.NewStream(&ex.req, ex.req.Strip()),
 	}
+	if ex.msgs != nil {
+		b.msgs = ex.msgs.NewStream()
+	}
+	return b
 }
 
 // WriteTo hands the stream on as it arrives: the events that came in one
@@ -121,6 +135,8 @@ func (b *sseBody) next() ([]byte, error) {
 	switch {
 	case err == nil:
 		return b.event(ev)
+	case errors.Is(err, tokenids.ErrEventTooLarge) && b.msgs != nil:
+		return b.messagesOversized()
 	case errors.Is(err, tokenids.ErrEventTooLarge):
 		b.ex.noteUnread(fmt.Sprintf("an event of the stream is over %d bytes: its token IDs were not read", b.ex.p.maxEvent()))
 		b.big = &oversizedEvent{strip: tokenids.NewStreamStripper(b.ex.req.Strip())}
@@ -159,6 +175,9 @@ func (b *sseBody) feedOversized(in []byte) []byte {
 }
 
 func (b *sseBody) event(ev tokenids.Event) ([]byte, error) {
+	if b.msgs != nil {
+		return b.messagesEvent(ev), nil
+	}
 	if ev.DataLines == 0 {
 		return ev.Raw, nil // a comment, or blank lines
 	}
@@ -171,15 +190,8 @@ func (b *sseBody) event(ev tokenids.Event) ([]byte, error) {
 		}
 		return ev.Raw, nil
 	}
-	b.ex.p.stage(stageEvent)
-	if b.stream.Events() == 0 {
-		b.ex.firstEvent = time.Now()
-	}
-	out, err := b.stream.Event(ev.Data)
-	if err != nil {
-		b.ex.noteProblem(err)
-	}
-	if out == nil && err == nil {
+	out, keep := b.extract(ev.Data)
+	if !keep {
 		return nil, nil // only there because tokentap asked for the IDs
 	}
 	if ev.DataLines != 1 || sameBytes(out, ev.Data) {
@@ -216,16 +228,22 @@ func (b *sseBody) finishStream() error {
 // end handles the end of the upstream stream: clean (io.EOF) or broken.
 func (b *sseBody) end(rest []byte, err error) ([]byte, error) {
 	res := b.result()
+	var recordErr error
 	switch {
 	case err == io.EOF && b.stream.Done():
 		// Bytes after [DONE] (none in practice) changed nothing.
 	case err == io.EOF:
-		b.ex.finish(exporter.StatusError, http.StatusOK, "stream_incomplete", "the upstream ended the stream without data: [DONE]", res)
+		recordErr = b.ex.finish(exporter.StatusError, http.StatusOK, "stream_incomplete", "the upstream ended the stream without data: [DONE]", res)
 	case b.ex.ctx.Err() != nil:
 		b.ex.finish(exporter.StatusCancelled, http.StatusOK, "cancelled", "the client went away during the stream", res)
 	default:
-		b.ex.cutClient = true
-		b.ex.finish(exporter.StatusError, http.StatusOK, "upstream_broken", "the upstream stream broke: "+err.Error(), res)
+		// A chat stream is cut as the upstream's was; a Messages stream
+		// ends with an error event, which Anthropic clients read.
+		b.ex.cutClient = b.msgs == nil
+		recordErr = b.ex.finish(exporter.StatusError, http.StatusOK, "upstream_broken", "the upstream stream broke: "+err.Error(), res)
+	}
+	if b.msgs != nil {
+		return b.messagesEnd(err, recordErr)
 	}
 	b.err = err
 	return rest, err
@@ -241,4 +259,19 @@ func firstNonEmpty(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// extract feeds one data event to the extractor and returns the event as
+// the agent gets it (nil: unchanged); keep is false when the event was only
+// there because tokentap asked for the IDs.
+func (b *sseBody) extract(data []byte) (out []byte, keep bool) {
+	b.ex.p.stage(stageEvent)
+	if b.stream.Events() == 0 {
+		b.ex.firstEvent = time.Now()
+	}
+	out, err := b.stream.Event(data)
+	if err != nil {
+		b.ex.noteProblem(err)
+	}
+	return out, out != nil || err != nil
 }

@@ -238,6 +238,7 @@ type callView struct {
 	TraceID         string       `json:"trace_id"`
 	SpanID          string       `json:"span_id"`
 	Operation       string       `json:"operation"`
+	Dialect         string       `json:"dialect"` // the API the agent spoke: openai.chat, anthropic.messages, ...
 	Path            string       `json:"path"`
 	Model           string       `json:"model"`
 	RequestedModel  string       `json:"requested_model,omitempty"` // the agent's model name, when --model-map changed it
@@ -308,7 +309,7 @@ func viewReward(rw rollout.Reward) rewardView {
 func viewCall(c *exporter.Call) callView {
 	v := callView{
 		SequenceID: c.Seq, TraceID: hex.EncodeToString(c.TraceID[:]), SpanID: hex.EncodeToString(c.SpanID[:]),
-		Operation: c.Request.Endpoint.Operation(), Path: c.Path, Model: c.Request.Model, RequestedModel: c.Request.RequestedModel, Stream: c.Request.Stream,
+		Operation: c.Request.Endpoint.Operation(), Dialect: c.DialectName(), Path: c.Path, Model: c.Request.Model, RequestedModel: c.Request.RequestedModel, Stream: c.Request.Stream,
 		ResponseID: c.Response.ResponseID,
 		Status:     string(c.Status), HTTPStatus: c.HTTPStatus, StartTime: c.Start, EndTime: c.End,
 		PromptTokenIDs: c.Response.PromptTokenIDs, TokenIDsValid: c.Valid, TokenIDsChecks: c.Checks, Choices: []choiceView{},

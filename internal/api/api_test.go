@@ -66,6 +66,7 @@ func TestCallsAndTriplets(t *testing.T) {
 	c1.Checks = []string{"ids_present", "choice_count", "prompt_count", "completion_count"}
 	c2 := call(key, 2, false, exporter.StatusError, nil)
 	c2.HTTPStatus, c2.Error, c2.Problem = 400, "bad", "call error"
+	c2.Path, c2.Dialect = "/v1/messages", exporter.DialectAnthropicMessages // a translated call
 	for _, c := range []*exporter.Call{c1, c2} {
 		if err := rec.RecordCall(ctx, c); err != nil {
 			t.Fatal(err)
@@ -89,7 +90,7 @@ func TestCallsAndTriplets(t *testing.T) {
 	}
 	first := calls["calls"].([]any)[0].(map[string]any)
 	// Every key of DESIGN §5's example is there.
-	for _, k := range []string{"sequence_id", "trace_id", "span_id", "operation", "path", "model", "stream", "status", "http_status", "error", "start_time", "end_time", "prompt_token_ids", "choices", "usage", "token_ids_valid", "token_ids_problem", "token_ids_checks"} {
+	for _, k := range []string{"sequence_id", "trace_id", "span_id", "operation", "dialect", "path", "model", "stream", "status", "http_status", "error", "start_time", "end_time", "prompt_token_ids", "choices", "usage", "token_ids_valid", "token_ids_problem", "token_ids_checks"} {
 		if _, ok := first[k]; !ok {
 			t.Errorf("calls view lacks %q", k)
 		}
@@ -110,6 +111,12 @@ func TestCallsAndTriplets(t *testing.T) {
 		t.Errorf("view = %v", calls)
 	}
 	second := calls["calls"].([]any)[1].(map[string]any)
+	if first["dialect"] != "openai.chat" || first["operation"] != "chat" {
+		t.Errorf("first call: dialect %v operation %v, want openai.chat chat", first["dialect"], first["operation"])
+	}
+	if second["dialect"] != "anthropic.messages" || second["operation"] != "chat" || second["path"] != "/v1/messages" {
+		t.Errorf("second call: dialect %v operation %v path %v, want anthropic.messages chat /v1/messages", second["dialect"], second["operation"], second["path"])
+	}
 	if second["error"] != "bad" || second["status"] != "error" || second["http_status"] != 400.0 {
 		t.Errorf("second call = %v", second)
 	}

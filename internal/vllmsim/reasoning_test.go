@@ -31,6 +31,12 @@ func TestReasoningResponse(t *testing.T) {
 			"\nLet me", null, "length", tokThinkStart},
 		{"qwen3 thinking off: no think block, all content", Options{Template: TemplateQwen3, Policy: func([]Message, int) string { return "Four." }},
 			ask + `,"chat_template_kwargs":{"enable_thinking":false}`, null, "Four.", "stop", 0},
+		{"qwen3 reasoning_effort none: thinking off", Options{Template: TemplateQwen3, Policy: func([]Message, int) string { return "Four." }},
+			ask + `,"reasoning_effort":"none"`, null, "Four.", "stop", 0},
+		{"qwen3 reasoning_effort high: thinking on", Options{Template: TemplateQwen3, Policy: thinkPolicy}, ask + `,"reasoning_effort":"high"`,
+			"\nLet me think.\n", "\n\nThe answer is 4.", "stop", tokThinkStart},
+		{"qwen3 enable_thinking beats reasoning_effort", Options{Template: TemplateQwen3, Policy: func([]Message, int) string { return "Four." }},
+			ask + `,"reasoning_effort":"high","chat_template_kwargs":{"enable_thinking":false}`, null, "Four.", "stop", 0},
 		{"qwen3 agent calls a tool after thinking", Options{Template: TemplateQwen3, AgentPolicy: AgentPolicy}, askTools,
 			"\nI should call search to answer this.\n", "\n\n", "tool_calls", tokThinkStart},
 	} {

@@ -540,6 +540,19 @@ func chatModelValidators(body *jv) *apiError {
 	return nil
 }
 
+// withKwarg is chat_template_kwargs (an object, or nil) with key set to v
+// at its end, the client's object left as it was.
+func withKwarg(kwargs *jv, key string, v *jv) *jv {
+	out := &jv{kind: 'o'}
+	if kwargs != nil {
+		out.keys = append(out.keys, kwargs.keys...)
+		out.vals = append(out.vals, kwargs.vals...)
+	}
+	out.keys = append(out.keys, key)
+	out.vals = append(out.vals, v)
+	return out
+}
+
 // parseChatRequest validates a /v1/chat/completions body.
 func parseChatRequest(raw []byte) (*chatRequest, *apiError) {
 	body, e := decodeBody(raw)
@@ -591,6 +604,13 @@ func parseChatRequest(raw []byte) (*chatRequest, *apiError) {
 	f.optBool("add_special_tokens")
 	f.optString("chat_template")
 	req.kwargs = f.objectField("chat_template_kwargs")
+	if effort := f.optString("reasoning_effort"); effort != nil && req.kwargs.get("enable_thinking") == nil {
+		// build_chat_params: a reasoning effort switches the template's
+		// thinking on, or off with "none", unless the client set
+		// enable_thinking itself. (vLLM's /v1/messages sends "none" for
+		// thinking.type "disabled", and Claude Code's effort as is.)
+		req.kwargs = withKwarg(req.kwargs, "enable_thinking", &jv{kind: 'b', b: *effort != "none"})
+	}
 	f.parseTail(c)
 	if len(f.errs) > 0 {
 		return nil, validationError(f.errs, nil)
