@@ -36,6 +36,7 @@ type dialect uint8
 const (
 	dialectOpenAI dialect = iota // chat, completions, and everything forwarded untouched
 	dialectAnthropic
+	dialectResponses // OpenAI Responses: OpenAI's error envelope, Responses answers
 )
 
 // route is what a request (its method and its path after the rollout
@@ -48,6 +49,7 @@ const (
 	routeCompletions              // POST /v1/completions
 	routeMessages                 // POST /v1/messages: translated to chat, traced
 	routeCountTokens              // POST /v1/messages/count_tokens: translated to /tokenize, not traced
+	routeResponses                // POST /v1/responses: translated to chat, traced (responses.go)
 )
 
 // The upstream paths of translated routes.
@@ -71,6 +73,8 @@ func routeOf(method, path string) route {
 		return routeMessages
 	case "/v1/messages/count_tokens":
 		return routeCountTokens
+	case "/v1/responses":
+		return routeResponses
 	}
 	return routeForward
 }
@@ -78,7 +82,7 @@ func routeOf(method, path string) route {
 // endpoint is the traced endpoint a route becomes upstream (0: not traced).
 func (rt route) endpoint() tokenids.Endpoint {
 	switch rt {
-	case routeChat, routeMessages:
+	case routeChat, routeMessages, routeResponses:
 		return tokenids.Chat
 	case routeCompletions:
 		return tokenids.Completions
@@ -90,6 +94,9 @@ func (rt route) dialect() dialect {
 	if rt == routeMessages || rt == routeCountTokens {
 		return dialectAnthropic
 	}
+	if rt == routeResponses {
+		return dialectResponses
+	}
 	return dialectOpenAI
 }
 
@@ -98,7 +105,7 @@ func (rt route) dialect() dialect {
 // the agent's SDK reads.
 func dialectOfPath(method, path string) dialect {
 	path = strings.TrimSuffix(path, "/")
-	for _, p := range [...]string{"/v1/messages", "/v1/messages/count_tokens"} {
+	for _, p := range [...]string{"/v1/messages", "/v1/messages/count_tokens", "/v1/responses"} {
 		if strings.HasSuffix(path, p) {
 			return routeOf(method, p).dialect()
 		}
@@ -116,7 +123,8 @@ func errorBody(d dialect, status int, msg string) []byte {
 
 // writeError answers with one of tokentap's own errors in the shape of d.
 func writeError(w http.ResponseWriter, d dialect, status int, msg string) {
-	if d == dialectOpenAI {
+	if d != dialectAnthropic {
+		// OpenAI's envelope, which Responses clients read too.
 		httperr.Write(w, status, msg)
 		return
 	}
@@ -149,8 +157,11 @@ func asAnthropicError(err error) *anthropic.Error {
 
 // dialectName is the tokentap.dialect of a traced call.
 func (ex *exchange) dialectName() string {
-	if ex.dialect == dialectAnthropic {
+	switch ex.dialect {
+	case dialectAnthropic:
 		return exporter.DialectAnthropicMessages
+	case dialectResponses:
+		return exporter.DialectOpenAIResponses
 	}
 	return exporter.EndpointDialect(ex.endpoint)
 }
@@ -337,8 +348,7 @@ func (ex *exchange) messagesTooLarge(resp *http.Response) *http.Response {
 	msg := fmt.Sprintf("the upstream's answer is over %d bytes: tokentap cannot translate it", ex.p.maxResponse())
 	ex.noteUnread(msg)
 	ex.finish(exporter.StatusError, http.StatusBadGateway, "answer_too_large", msg, nil)
-	e := anthropic.NewError(http.StatusBadGateway, msg)
-	return ex.reply(resp.Request, e.Status, e.Body())
+	return ex.reply(resp.Request, http.StatusBadGateway, errorBody(ex.dialect, http.StatusBadGateway, msg))
 }
 
 // messagesUndecodable refuses a chat answer in a content coding tokentap
@@ -347,8 +357,7 @@ func (ex *exchange) messagesUndecodable(resp *http.Response, err error) *http.Re
 	resp.Body.Close()
 	ex.noteProblem(err)
 	ex.finish(exporter.StatusError, http.StatusBadGateway, "upstream_encoding", err.Error(), nil)
-	e := anthropic.NewError(http.StatusBadGateway, err.Error())
-	return ex.reply(resp.Request, e.Status, e.Body())
+	return ex.reply(resp.Request, http.StatusBadGateway, errorBody(ex.dialect, http.StatusBadGateway, err.Error()))
 }
 
 // The streamed side: sseBody translates each event the chat stream yields

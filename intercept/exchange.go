@@ -16,6 +16,7 @@ import (
 
 	"github.com/tokentap/tokentap/anthropic"
 	"github.com/tokentap/tokentap/exporter"
+	"github.com/tokentap/tokentap/responses"
 	"github.com/tokentap/tokentap/rollout"
 	"github.com/tokentap/tokentap/tokenids"
 	"github.com/tokentap/tokentap/upstream"
@@ -43,6 +44,9 @@ type exchange struct {
 	// msgs is the translated /v1/messages request of a Messages call,
 	// once translated; its answer is translated back.
 	msgs *anthropic.Request
+	// rsp is the translated /v1/responses request of a Responses call,
+	// nil otherwise (responses.go).
+	rsp *responses.Request
 	// countTokens is set for a /v1/messages/count_tokens request sent
 	// upstream as /tokenize (not traced).
 	countTokens bool
@@ -319,7 +323,7 @@ func (ex *exchange) upstreamError(resp *http.Response) *http.Response {
 // tokentap injected, and commits the call before the agent gets any of it.
 func (ex *exchange) jsonAnswer(resp *http.Response) *http.Response {
 	body, err := ex.readBody(resp)
-	if errors.Is(err, errAnswerTooLarge) && ex.msgs != nil {
+	if errors.Is(err, errAnswerTooLarge) && (ex.msgs != nil || ex.rsp != nil) {
 		return ex.messagesTooLarge(resp)
 	}
 	if errors.Is(err, errAnswerTooLarge) {
@@ -336,6 +340,9 @@ func (ex *exchange) jsonAnswer(resp *http.Response) *http.Response {
 	res, out, err := tokenids.ParseResponse(&ex.req, body, ex.req.Strip())
 	if ex.msgs != nil {
 		return ex.messagesAnswer(resp, &res, out, err)
+	}
+	if ex.rsp != nil {
+		return ex.responsesAnswer(resp, &res, out, err)
 	}
 	status, errType, msg := exporter.StatusOK, "", ""
 	if err != nil {

@@ -71,6 +71,10 @@ type Config struct {
 	// Anthropic translates the Anthropic Messages dialect (/v1/messages)
 	// to chat completions; its zero value follows vLLM's own defaults.
 	Anthropic anthropic.Translator
+	// ResponseHistory keeps the History of finished OpenAI Responses
+	// answers for previous_response_id (the store); nil keeps none, and a
+	// request naming a previous response is then refused as unknown.
+	ResponseHistory ResponseHistory
 	// RetryAfterWrite lets a call whose connection failed after its
 	// request was written go to another replica (--retry-after-write):
 	// it may resend a generation.
@@ -379,7 +383,7 @@ func (p *Proxy) onRequest(r *http.Request, pctx *goproxy.ProxyCtx) (*http.Reques
 		r.Header.Set("Authorization", "Bearer "+p.cfg.UpstreamAPIKey)
 		r.Header.Del("X-Api-Key")
 	}
-	if ex.dialect == dialectAnthropic {
+	if ex.dialect == dialectAnthropic || ex.dialect == dialectResponses {
 		p.prepareHeaders(r.Header)
 	}
 	r.URL.Path = path // forward puts the replica's base path in front
@@ -443,6 +447,11 @@ func (p *Proxy) prepareBody(r *http.Request, ex *exchange) *http.Response {
 	}
 	if ex.dialect == dialectAnthropic {
 		if body, resp = p.translateMessages(r, ex, body); resp != nil {
+			return resp
+		}
+	}
+	if ex.dialect == dialectResponses {
+		if body, resp = p.translateResponses(r, ex, body); resp != nil {
 			return resp
 		}
 	}
@@ -531,7 +540,7 @@ func (p *Proxy) onResponse(resp *http.Response, pctx *goproxy.ProxyCtx) *http.Re
 	ex.upstreamBody = resp.Body
 	p.stage(stageResponse)
 	ex.status = resp.StatusCode
-	if ex.msgs != nil && resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+	if (ex.msgs != nil || ex.rsp != nil) && resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 		if _, err := contentCodings(resp.Header); err != nil {
 			return ex.messagesUndecodable(resp, err)
 		}
@@ -544,8 +553,8 @@ func (p *Proxy) onResponse(resp *http.Response, pctx *goproxy.ProxyCtx) *http.Re
 		return ex.upstreamError(resp)
 	case strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"):
 		resp.Body = newSSEBody(ex, resp.Body)
-		if ex.msgs != nil {
-			// The Messages stream is tokentap's own bytes.
+		if ex.msgs != nil || ex.rsp != nil {
+			// The Messages and Responses streams are tokentap's own bytes.
 			resp.Header.Set("Content-Type", "text/event-stream")
 			resp.Header.Del("Content-Length")
 			resp.ContentLength = -1

@@ -11,6 +11,7 @@ import (
 	"github.com/tokentap/tokentap/anthropic"
 	"github.com/tokentap/tokentap/exporter"
 	"github.com/tokentap/tokentap/internal/httperr"
+	"github.com/tokentap/tokentap/responses"
 	"github.com/tokentap/tokentap/tokenids"
 )
 
@@ -34,8 +35,10 @@ type sseBody struct {
 	upstream io.ReadCloser
 	events   *tokenids.EventReader
 	stream   *tokenids.Stream
-	// msgs translates a Messages call's stream; nil for chat and completions.
+	// msgs translates a Messages call's stream, rsp a Responses call's;
+	// both nil for chat and completions.
 	msgs    *anthropic.Stream
+	rsp     *responses.Stream
 	out     []byte // scratch for rewritten events
 	readBuf []byte // for the pieces of an oversized event
 	batch   []byte // the events gathered for one write
@@ -55,6 +58,9 @@ func newSSEBody(ex *exchange, upstream io.ReadCloser) *sseBody {
 	}
 	if ex.msgs != nil {
 		b.msgs = ex.msgs.NewStream()
+	}
+	if ex.rsp != nil {
+		b.rsp = ex.rsp.NewStream()
 	}
 	return b
 }
@@ -137,6 +143,8 @@ func (b *sseBody) next() ([]byte, error) {
 		return b.event(ev)
 	case errors.Is(err, tokenids.ErrEventTooLarge) && b.msgs != nil:
 		return b.messagesOversized()
+	case errors.Is(err, tokenids.ErrEventTooLarge) && b.rsp != nil:
+		return b.responsesOversized()
 	case errors.Is(err, tokenids.ErrEventTooLarge):
 		b.ex.noteUnread(fmt.Sprintf("an event of the stream is over %d bytes: its token IDs were not read", b.ex.p.maxEvent()))
 		b.big = &oversizedEvent{strip: tokenids.NewStreamStripper(b.ex.req.Strip())}
@@ -177,6 +185,9 @@ func (b *sseBody) feedOversized(in []byte) []byte {
 func (b *sseBody) event(ev tokenids.Event) ([]byte, error) {
 	if b.msgs != nil {
 		return b.messagesEvent(ev), nil
+	}
+	if b.rsp != nil {
+		return b.responsesEvent(ev), nil
 	}
 	if ev.DataLines == 0 {
 		return ev.Raw, nil // a comment, or blank lines
@@ -239,11 +250,14 @@ func (b *sseBody) end(rest []byte, err error) ([]byte, error) {
 	default:
 		// A chat stream is cut as the upstream's was; a Messages stream
 		// ends with an error event, which Anthropic clients read.
-		b.ex.cutClient = b.msgs == nil
+		b.ex.cutClient = b.msgs == nil && b.rsp == nil
 		recordErr = b.ex.finish(exporter.StatusError, http.StatusOK, "upstream_broken", "the upstream stream broke: "+err.Error(), res)
 	}
 	if b.msgs != nil {
 		return b.messagesEnd(err, recordErr)
+	}
+	if b.rsp != nil {
+		return b.responsesEnd(err, recordErr)
 	}
 	b.err = err
 	return rest, err

@@ -125,6 +125,9 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 		RequireRollout: cfg.RequireRollout, MaxBody: int64(cfg.MaxBody),
 		UpstreamTimeout: cfg.UpstreamTimeout, UpstreamAPIKey: cfg.UpstreamAPIKey, BodyTimeout: cfg.BodyTimeout,
 		Observer: m, Logger: log, RetryAfterWrite: cfg.RetryAfterWrite, AccessLog: cfg.AccessLog,
+		// previous_response_id of the Responses dialect resolves against the
+		// store, so a conversation continues across sidecar restarts.
+		ResponseHistory: st,
 	})
 	if err != nil {
 		return err
