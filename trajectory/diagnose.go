@@ -23,15 +23,18 @@ const (
 //     decode(P[At:At+len(C)-At+64]): the same text in different IDs (a
 //     .+\n vs .\n re-split, a truncated multi-byte character re-encoded).
 //  2. eos_rerendered: At == len(C)-1, the parent's end-of-turn token differs.
-//  3. think_stripped: At lies in a think block: decode(C[At:]) starts (after
+//  3. tool_call_reserialized: At lies in the whitespace after a "</think>"
+//     and both decode(C[At:]) and decode(P[At:]) open (after whitespace)
+//     with "<tool_call>": the template re-rendered what precedes the call.
+//  4. think_stripped: At lies in a think block: decode(C[At:]) starts (after
 //     whitespace) with "<think>" or meets "</think>" before any "<think>", or
 //     the context text before At has an unclosed "<think>" or only whitespace
 //     after its last "</think>".
-//  4. tool_call_reserialized: At lies in a tool call: the context text before
+//  5. tool_call_reserialized: At lies in a tool call: the context text before
 //     At has an unclosed "<tool_call>", or decode(C[At:]) meets "</tool_call>"
 //     before any "<tool_call>", or it starts (after whitespace) with
 //     "<tool_call>" and the prompt text from At contains "<tool_call>".
-//  5. other.
+//  6. other.
 //
 // Each piece is at most 512 tokens (the prompt piece 576). When dec is nil, ctx
 // is done or any decode fails, the cause is only structural (eos_rerendered
@@ -107,6 +110,11 @@ func classify(ctx context.Context, dec Decoder, parent *Call, j int, prompt []in
 		return CauseRetokenized, true
 	case at == ctxLen-1:
 		return CauseEOSRerendered, true
+	case onlySpaceAfter(before, "</think>") && opensWith(exp, "<tool_call>") && opensWith(got, "<tool_call>"):
+		// The reasoning is intact; the separator the template writes before
+		// a tool call differs (content "\n\n" sent back makes Qwen3's
+		// template add "\n"), as in §3.7.
+		return CauseToolCallReserialized, true
 	case opensWith(exp, "<think>") || closesFirst(exp, "<think>", "</think>") ||
 		unclosed(before, "<think>", "</think>") || onlySpaceAfter(before, "</think>"):
 		return CauseThinkStripped, true

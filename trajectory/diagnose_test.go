@@ -46,6 +46,13 @@ func driftCases() []driftCase {
 		{name: "compact tool arguments re-serialized (§3.7)", p1: toolP1, r1: cat(toolThink, toolCallCompact),
 			p2: cat(toolP1, toolR1, toolO2), at: 172, c: 3252, p: 788,
 			cause: CauseToolCallReserialized, structural: CauseOther, wantCtxLen: 177},
+		// The model sampled "</think>\n\n<tool_call>"; vLLM's parsers return
+		// the "\n\n" as content, the harness sends it back, and the Qwen3
+		// template writes "\n" before a tool call that follows content
+		// ((loop.first and content), §3.7): "</think>\n\n\n<tool_call>".
+		{name: "content before a tool call re-rendered (§3.7, Codex)", p1: toolP1, r1: toolR1,
+			p2: cat(toolP1, toolThink[:7], ids(1406), toolCallSpaced, toolO2), at: 158, c: nlnl, p: 1406,
+			cause: CauseToolCallReserialized, structural: CauseOther, wantCtxLen: 178},
 		{name: "wrong closer <|endoftext|> re-rendered as <|im_end|> (§3.8)", p1: chatP1,
 			r1: cat(chatR1[:14], ids(endOfText)), p2: cat(chatP1, chatR1, chatNextUser), at: 40, c: endOfText, p: imEnd,
 			cause: CauseEOSRerendered, structural: CauseEOSRerendered},

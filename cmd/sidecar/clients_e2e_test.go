@@ -82,6 +82,12 @@ type dialectCalls struct {
 			TokenIDs     []int64 `json:"token_ids"`
 			FinishReason string  `json:"finish_reason"`
 			Text         string  `json:"text"`
+			ToolCalls    []struct {
+				Function struct {
+					Name      string `json:"name"`
+					Arguments string `json:"arguments"`
+				} `json:"function"`
+			} `json:"tool_calls"`
 		} `json:"choices"`
 		Usage *struct {
 			PromptTokens     int `json:"prompt_tokens"`
@@ -136,19 +142,36 @@ func probeRoute(t *testing.T, sc *sidecar, rest, body string) (served bool, stat
 	return !fromUpstreamRouter, resp.StatusCode, string(b)
 }
 
+// startDialect starts a simulated vLLM playing the demo model and the
+// sidecar in front of it, mapping the models that match pattern to it, and
+// checks that tokentap serves rest (it answers probe itself).
+func startDialect(t *testing.T, pattern, rest, probe string) (*vllmsim.Server, *sidecar) {
+	t.Helper()
+	sim, simSrv := simWithShell(t)
+	sc := start(t, "--upstream", simSrv.URL, "--in-memory", "--model-map", pattern+"="+simModel)
+	if served, status, answer := probeRoute(t, sc, rest, probe); !served {
+		t.Fatalf("tokentap does not serve POST /%s: it forwarded the call untraced and the upstream answered %d %s "+
+			"(DESIGN §10: intercept must translate it to chat completions)", rest, status, answer)
+	}
+	return sim, sc
+}
+
 // runNodeAgent runs a node agent of testdata/clients with args and decodes the
 // summary line it prints. Node resolves an ES module's imports from the
 // module's own directory, not NODE_PATH, so the script is copied into a
 // directory whose node_modules is the installed clients'.
 func runNodeAgent(t *testing.T, clients, script string, env []string, args ...string) agentRun {
 	t.Helper()
-	src, err := os.ReadFile(filepath.Join("testdata", "clients", script))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The agents import what they share from agent.mjs beside them.
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, script), src, 0o644); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{script, "agent.mjs"} {
+		src, err := os.ReadFile(filepath.Join("testdata", "clients", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), src, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.Symlink(filepath.Join(clients, "node_modules"), filepath.Join(dir, "node_modules")); err != nil {
 		t.Fatal(err)
@@ -215,6 +238,23 @@ func checkToolRoundTrip(t *testing.T, name string, c agentConversation) {
 			t.Errorf("%s: turn %d has no id or usage: %+v", name, i+1, turn)
 		}
 	}
+}
+
+// checkConversations checks both conversations of run as tool round trips
+// (named jsonName and streamName in failures) of the same shape, and reports
+// whether they were.
+func checkConversations(t *testing.T, jsonName, streamName string, run agentRun) bool {
+	t.Helper()
+	checkToolRoundTrip(t, jsonName, run.JSON)
+	checkToolRoundTrip(t, streamName, run.Stream)
+	if t.Failed() {
+		return false
+	}
+	if a, b := shape(run.JSON), shape(run.Stream); !reflect.DeepEqual(a, b) {
+		t.Errorf("the JSON and streamed conversations differ:\njson:   %q\nstream: %q", a, b)
+		return false
+	}
+	return true
 }
 
 // shape is what a conversation looks like without its random ids: stop
@@ -325,24 +365,14 @@ func knownDriftCause(cause string) bool {
 func TestAnthropicSDK(t *testing.T) {
 	clients := npmClients(t)
 	began := time.Now()
-	sim, simSrv := simWithShell(t)
 	const requested = "claude-sonnet-4-5"
-	sc := start(t, "--upstream", simSrv.URL, "--in-memory", "--model-map", "claude-*="+simModel)
-	if served, status, answer := probeRoute(t, sc, "v1/messages",
-		`{"model":"claude-probe","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}`); !served {
-		t.Fatalf("tokentap does not serve POST /v1/messages: it forwarded the call untraced and the upstream answered %d %s "+
-			"(DESIGN §10: intercept must translate it to chat completions with the anthropic package)", status, answer)
-	}
+	sim, sc := startDialect(t, "claude-*", "v1/messages",
+		`{"model":"claude-probe","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}`)
 	run := runNodeAgent(t, clients, "anthropic.mjs", []string{"MODEL=" + requested},
 		sc.url+"/rollout/anthropic-json/attempt/0", sc.url+"/rollout/anthropic-stream/attempt/0")
 
-	checkToolRoundTrip(t, "messages.create", run.JSON)
-	checkToolRoundTrip(t, "messages.stream", run.Stream)
-	if t.Failed() {
+	if !checkConversations(t, "messages.create", "messages.stream", run) {
 		return
-	}
-	if a, b := shape(run.JSON), shape(run.Stream); !reflect.DeepEqual(a, b) {
-		t.Errorf("the JSON and streamed conversations differ:\njson:   %q\nstream: %q", a, b)
 	}
 	// The stream is Anthropic's event sequence, tool input as
 	// input_json_delta and text as text_delta.
@@ -368,23 +398,13 @@ func TestAnthropicSDK(t *testing.T) {
 func TestOpenAIResponsesSDK(t *testing.T) {
 	clients := npmClients(t)
 	began := time.Now()
-	sim, simSrv := simWithShell(t)
 	const requested = "gpt-5"
-	sc := start(t, "--upstream", simSrv.URL, "--in-memory", "--model-map", "gpt-*="+simModel)
-	if served, status, answer := probeRoute(t, sc, "v1/responses",
-		`{"model":"gpt-probe","input":"hi","max_output_tokens":1}`); !served {
-		t.Skipf("tokentap does not serve POST /v1/responses yet: it forwarded the probe untraced and the upstream answered %d %s", status, answer)
-	}
+	sim, sc := startDialect(t, "gpt-*", "v1/responses", `{"model":"gpt-probe","input":"hi","max_output_tokens":1}`)
 	run := runNodeAgent(t, clients, "responses.mjs", []string{"MODEL=" + requested},
 		sc.url+"/rollout/responses-json/attempt/0/v1", sc.url+"/rollout/responses-stream/attempt/0/v1")
 
-	checkToolRoundTrip(t, "responses.create", run.JSON)
-	checkToolRoundTrip(t, "responses.create stream", run.Stream)
-	if t.Failed() {
+	if !checkConversations(t, "responses.create", "responses.create stream", run) {
 		return
-	}
-	if a, b := shape(run.JSON), shape(run.Stream); !reflect.DeepEqual(a, b) {
-		t.Errorf("the JSON and streamed conversations differ:\njson:   %q\nstream: %q", a, b)
 	}
 	// The events Codex acts on: created first, the item done before
 	// completed, completed last.

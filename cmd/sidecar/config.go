@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tokentap/tokentap/anthropic"
 	"github.com/tokentap/tokentap/internal/vllmsim"
 	"github.com/tokentap/tokentap/tokenids"
 	"github.com/tokentap/tokentap/upstream"
@@ -39,6 +40,8 @@ type config struct {
 	MaxBody         byteSize
 	Demo            bool
 	DemoTemplate    string
+	DemoMaxModelLen int
+	InlineSystem    string
 	LogLevel        string
 	LogFormat       string
 	UpstreamTimeout time.Duration
@@ -90,6 +93,8 @@ func parseConfig(args []string, env func(string) string, usage io.Writer) (*conf
 	fs.Var(&c.MaxBody, "max-body", "larger request bodies get 413 (e.g. 64MiB)")
 	fs.BoolVar(&c.Demo, "demo", false, "start an embedded simulated vLLM and use it as upstream")
 	fs.StringVar(&c.DemoTemplate, "demo-template", "qwen2.5", "the --demo vLLM's chat template: qwen2.5 (history renders back as sampled; serves Qwen/Qwen2.5-1.5B-Instruct) or qwen3 (drops earlier <think> blocks; serves Qwen/Qwen3-8B)")
+	fs.IntVar(&c.DemoMaxModelLen, "demo-max-model-len", 131072, "the --demo vLLM's context length in tokens (--max-model-len): a prompt plus max_tokens beyond it gets vLLM's 400; the default is a long-context model's, which takes the prompts of Claude Code and Codex")
+	fs.StringVar(&c.InlineSystem, "anthropic-inline-system", string(anthropic.InlinePreserve), "where role:\"system\" messages inside an Anthropic request's messages go, as the deployed vLLM places them: preserve (in place, as system turns) or fold (into the neighbouring user turn); changes the prompt tokens")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "trace, debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json, or console for humans")
 	fs.BoolVar(&c.AccessLog, "access-log", true, "log one line per traced call at info (key, model, status, tokens, duration, trace id; never content or keys)")
@@ -245,6 +250,14 @@ func (c *config) validate() error {
 	}
 	if err := vllmsim.ValidTemplate(c.DemoTemplate); err != nil {
 		return fmt.Errorf("--demo-template: %w", err)
+	}
+	switch anthropic.InlineSystem(c.InlineSystem) {
+	case anthropic.InlinePreserve, anthropic.InlineFold:
+	default:
+		return fmt.Errorf("--anthropic-inline-system %q: want %s or %s", c.InlineSystem, anthropic.InlinePreserve, anthropic.InlineFold)
+	}
+	if c.DemoMaxModelLen <= 0 {
+		return fmt.Errorf("--demo-max-model-len %d: must be positive", c.DemoMaxModelLen)
 	}
 	if c.MaxBody <= 0 {
 		return fmt.Errorf("--max-body: must be positive")

@@ -30,6 +30,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/tokentap/tokentap/anthropic"
 	"github.com/tokentap/tokentap/exporter"
 	"github.com/tokentap/tokentap/intercept"
 	"github.com/tokentap/tokentap/internal/api"
@@ -75,7 +76,7 @@ func run(ctx context.Context, args []string, env func(string) string, stderr io.
 func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- string) error {
 	specs := cfg.upstreams
 	if cfg.Demo {
-		sim, err := startDemo(cfg.DemoTemplate, log)
+		sim, err := startDemo(cfg.DemoTemplate, cfg.DemoMaxModelLen, log)
 		if err != nil {
 			return err
 		}
@@ -128,6 +129,7 @@ func serve(ctx context.Context, cfg *config, log zerolog.Logger, ready chan<- st
 		// previous_response_id of the Responses dialect resolves against the
 		// store, so a conversation continues across sidecar restarts.
 		ResponseHistory: st,
+		Anthropic:       anthropic.Translator{InlineSystem: anthropic.InlineSystem(cfg.InlineSystem)},
 	})
 	if err != nil {
 		return err
@@ -286,7 +288,7 @@ type demo struct {
 	url *url.URL
 }
 
-func startDemo(template string, log zerolog.Logger) (*demo, error) {
+func startDemo(template string, maxModelLen int, log zerolog.Logger) (*demo, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("start demo upstream: %w", err)
@@ -295,11 +297,17 @@ func startDemo(template string, log zerolog.Logger) (*demo, error) {
 		// The demo policy plays the model: Search-R1 in examples/search_r1,
 		// a thinking tool caller when tools are offered; other conversations
 		// get the simulator's word generator.
-		srv: &http.Server{Handler: vllmsim.New(vllmsim.Options{Template: template, AgentPolicy: vllmsim.DemoPolicy}), ReadHeaderTimeout: 10 * time.Second},
+		// Its context is a long-context model's (Qwen3 with YaRN serves
+		// 131072), so that a harness's ~13k-token system prompt and its
+		// max_tokens fit as they would on such a deployment.
+		srv: &http.Server{
+			Handler:           vllmsim.New(vllmsim.Options{Template: template, MaxModelLen: maxModelLen, AgentPolicy: vllmsim.DemoPolicy}),
+			ReadHeaderTimeout: 10 * time.Second,
+		},
 		url: &url.URL{Scheme: "http", Host: ln.Addr().String()},
 	}
 	go d.srv.Serve(ln)
-	log.Info().Str("upstream", d.url.String()).Str("template", template).Msg("demo: simulated vLLM started (no GPU needed)")
+	log.Info().Str("upstream", d.url.String()).Str("template", template).Int("max_model_len", maxModelLen).Msg("demo: simulated vLLM started (no GPU needed)")
 	return d, nil
 }
 

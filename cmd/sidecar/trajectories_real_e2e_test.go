@@ -202,14 +202,15 @@ func TestTrajectoriesRealQwen3(t *testing.T) {
 			// but content "\n\n" is still there: the template writes it
 			// lstripped after "</think>\n\n" and then "\n" before the call
 			// (the content is not empty), so "\n\n" (271) after </think>
-			// comes back as "\n\n\n" (1406). The diagnosis calls it
-			// think_stripped: only whitespace follows </think> before the
-			// difference, the normalisation of trajectories.md §3.5.
+			// comes back as "\n\n\n" (1406). The reasoning is intact and
+			// both sides go on with <tool_call>: the diagnosis calls it
+			// tool_call_reserialized, the "(loop.first and content)" of
+			// trajectories.md §3.7 (Codex sessions drift so under Qwen3).
 			name:      "reasoning echoed, whitespace content kept",
 			agent:     realAgent{echoReasoning: true},
 			questions: []string{"Who wrote Hamlet?"},
 			breaks: []brk{{func(r []int64) int { return slices.Index(r, endThink) + 1 },
-				oneToken(t, m, "\n\n"), oneToken(t, m, "\n\n\n"), "think_stripped"}},
+				oneToken(t, m, "\n\n"), oneToken(t, m, "\n\n\n"), "tool_call_reserialized"}},
 		},
 		{
 			// Nothing is lost: the next prompt is C plus what the template

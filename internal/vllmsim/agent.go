@@ -173,7 +173,7 @@ func ShellPolicy(req PolicyRequest) string {
 	command := ""
 	for i := len(req.Messages) - 1; i >= 0 && asked < 0; i-- {
 		if m := req.Messages[i]; m.Role == "user" {
-			if c, found := backticked(m.Content); found {
+			if c, found := backticked(withoutReminders(m.Content)); found {
 				asked, command = i, c
 			}
 		}
@@ -197,7 +197,7 @@ func ShellPolicy(req PolicyRequest) string {
 		return thinkBlock(reasoning)
 	}
 	if haveResult {
-		out := strings.TrimSpace(result)
+		out := strings.TrimSpace(withoutReminders(result))
 		return think("The command ran; I report its output.") + "The command `" + command + "` printed:\n\n" + out
 	}
 	call := append([]byte(`{"name": `), appendJSONString(nil, tool)...)
@@ -227,6 +227,32 @@ func shellTool(tools []Tool) (name, param string, ok bool) {
 		}
 	}
 	return "", "", false
+}
+
+// withoutReminders drops the <system-reminder> blocks Claude Code puts in a
+// user message before the user's own text: they quote code in backticks
+// that the user did not ask to run.
+func withoutReminders(s string) string {
+	const open, close = "<system-reminder>", "</system-reminder>"
+	var b strings.Builder
+	for {
+		i := strings.Index(s, open)
+		if i < 0 {
+			break
+		}
+		j := strings.Index(s[i:], close)
+		if j < 0 {
+			s = s[:i]
+			break
+		}
+		b.WriteString(s[:i])
+		s = s[i+j+len(close):]
+	}
+	if b.Len() == 0 {
+		return s
+	}
+	b.WriteString(s)
+	return b.String()
 }
 
 // backticked returns the first command between single backticks in s.

@@ -16,9 +16,9 @@
 // [...], "final_text": "..."} and a turn is what the SDK returned for one
 // call; it exits non-zero, with the SDK's error on stderr, when a call fails.
 import Anthropic from '@anthropic-ai/sdk';
+import { main, question, runCommand, summary } from './agent.mjs';
 
 const model = process.env.MODEL || 'claude-sonnet-4-5';
-const question = 'Run `echo hello-tokentap` and tell me what it printed.';
 const tools = [
   {
     name: 'run_command',
@@ -30,13 +30,6 @@ const tools = [
     },
   },
 ];
-
-// runCommand plays the shell: only echo is needed, so none is started.
-function runCommand(command) {
-  const m = /^\s*echo\s+(.*?)\s*$/s.exec(command ?? '');
-  if (!m) return { output: `unsupported command: ${command}`, isError: true };
-  return { output: m[1].replace(/^(['"])(.*)\1$/s, '$2') + '\n', isError: false };
-}
 
 function client(baseURL) {
   return new Anthropic({
@@ -101,21 +94,7 @@ async function converse(anthropic, streaming) {
     });
     messages.push({ role: 'user', content: results });
   }
-  const last = turns[turns.length - 1];
-  const finalText = last.content
-    .filter((b) => b.type === 'text')
-    .map((b) => b.text)
-    .join('');
-  return { turns, tool_results: toolResults, final_text: finalText };
+  return summary(turns, toolResults);
 }
 
-const [jsonURL, streamURL = jsonURL] = process.argv.slice(2);
-try {
-  const json = await converse(client(jsonURL), false);
-  const stream = await converse(client(streamURL), true);
-  process.stdout.write(JSON.stringify({ json, stream }) + '\n');
-} catch (err) {
-  console.error(`anthropic agent: ${err?.status ?? ''} ${err?.message ?? err}`);
-  if (err?.error) console.error(JSON.stringify(err.error));
-  process.exit(1);
-}
+await main('anthropic', client, converse);

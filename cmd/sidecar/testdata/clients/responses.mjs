@@ -22,9 +22,9 @@
 // "tool_results": [...], "final_text": "..."}; it exits non-zero, with the
 // SDK's error on stderr, when a call fails.
 import OpenAI from 'openai';
+import { main, question, runCommand, summary } from './agent.mjs';
 
 const model = process.env.MODEL || 'gpt-5';
-const question = 'Run `echo hello-tokentap` and tell me what it printed.';
 const tools = [
   {
     type: 'function',
@@ -39,13 +39,6 @@ const tools = [
     strict: false,
   },
 ];
-
-// runCommand plays the shell: only echo is needed, so none is started.
-function runCommand(command) {
-  const m = /^\s*echo\s+(.*?)\s*$/s.exec(command ?? '');
-  if (!m) return `unsupported command: ${command}`;
-  return m[1].replace(/^(['"])(.*)\1$/s, '$2') + '\n';
-}
 
 function client(baseURL) {
   return new OpenAI({
@@ -130,7 +123,7 @@ async function converse(openai, streaming) {
     if (calls.length === 0) break;
     const outputs = calls.map((call) => {
       const { command } = JSON.parse(call.arguments);
-      const output = runCommand(command);
+      const { output } = runCommand(command);
       toolResults.push({ tool_use_id: call.call_id, command, output });
       return { type: 'function_call_output', call_id: call.call_id, output };
     });
@@ -144,21 +137,7 @@ async function converse(openai, streaming) {
       next = outputs;
     }
   }
-  const last = turns[turns.length - 1];
-  const finalText = last.content
-    .filter((b) => b.type === 'text')
-    .map((b) => b.text)
-    .join('');
-  return { turns, tool_results: toolResults, final_text: finalText };
+  return summary(turns, toolResults);
 }
 
-const [jsonURL, streamURL = jsonURL] = process.argv.slice(2);
-try {
-  const json = await converse(client(jsonURL), false);
-  const stream = await converse(client(streamURL), true);
-  process.stdout.write(JSON.stringify({ json, stream }) + '\n');
-} catch (err) {
-  console.error(`responses agent: ${err?.status ?? ''} ${err?.message ?? err}`);
-  if (err?.error) console.error(JSON.stringify(err.error));
-  process.exit(1);
-}
+await main('responses', client, converse);
