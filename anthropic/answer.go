@@ -135,13 +135,18 @@ func readRandom(r io.Reader, b []byte) {
 // set. vLLM signs each thinking block with one.
 func appendUUIDHex(dst []byte, r io.Reader) []byte {
 	var b [16]byte
-	readRandom(r, b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	for _, c := range b {
-		dst = append(dst, hexDigits[c>>4], hexDigits[c&0xf])
+	return appendUUIDHexBuf(dst, r, &b)
+}
+
+// appendStopReason writes a stop_reason value: one of stopReason's names
+// (plain ASCII, nothing to escape), or null when there is none.
+func appendStopReason(dst []byte, reason string) []byte {
+	if reason == "" {
+		return append(dst, "null"...)
 	}
-	return dst
+	dst = append(dst, '"')
+	dst = append(dst, reason...)
+	return append(dst, '"')
 }
 
 // appendMessageID writes the message id vLLM uses: the chat completion's
@@ -273,13 +278,7 @@ func (r *Request) Answer(chat []byte) ([]byte, error) {
 		reason, seq = "stop_sequence", cf[2]
 	}
 	dst = append(dst, `,"stop_reason":`...)
-	if reason == "" {
-		dst = append(dst, "null"...)
-	} else {
-		dst = append(dst, '"')
-		dst = append(dst, reason...)
-		dst = append(dst, '"')
-	}
+	dst = appendStopReason(dst, reason)
 	dst = append(dst, `,"stop_sequence":`...)
 	if seq == nil {
 		dst = append(dst, "null"...)

@@ -126,31 +126,11 @@ func errorMessage(body []byte) (typ, msg string, ok bool) {
 		return "", "", false
 	}
 	var errVal, message, detail, topType []byte
-	it := newIter(v)
-	for k, esc, val, more := it.member(); more; k, esc, val, more = it.member() {
-		switch {
-		case keyIs(k, esc, "error"):
-			errVal = val
-		case keyIs(k, esc, "message"):
-			message = val
-		case keyIs(k, esc, "detail"):
-			detail = val
-		case keyIs(k, esc, "type"):
-			topType = val
-		}
-	}
+	pick(newIter(v), []string{"error", "message", "detail", "type"}, &errVal, &message, &detail, &topType)
 	switch {
 	case isObject(errVal):
 		var m, t []byte
-		eit := newIter(errVal)
-		for k, esc, val, more := eit.member(); more; k, esc, val, more = eit.member() {
-			switch {
-			case keyIs(k, esc, "message"):
-				m = val
-			case keyIs(k, esc, "type"):
-				t = val
-			}
-		}
+		pick(newIter(errVal), []string{"message", "type"}, &m, &t)
 		if !isString(m) {
 			return "", "", false
 		}

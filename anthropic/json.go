@@ -3,12 +3,12 @@ package anthropic
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"math"
 	"strconv"
 	"unicode"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/tokentap/tokentap/internal/jsonbytes"
 )
 
 // This file is the package's JSON layer. Bodies are read in place: a value is
@@ -16,321 +16,23 @@ import (
 // nesting Python's json module accepts) as it is skipped, and only the values
 // the translation needs are decoded. Strictness matters because the stream
 // translator copies string tokens from vLLM's chunks into the agent's events
-// verbatim: a token that passed skipString is always valid inside any JSON
-// text, so the output is well-formed whatever the input was.
+// verbatim: a token that passed jsonbytes.ValidString is always valid inside
+// any JSON text, so the output is well-formed whatever the input was. The
+// scanning itself is internal/jsonbytes'; this file holds the Python
+// flavour on top of it (dict semantics, repr, json.dumps).
 
 // maxDepth is the nesting at which Python's json module (recursion limit
 // 1000) gives up too.
 const maxDepth = 1000
 
-type syntaxError struct {
-	off int
-	msg string
-}
+// skipWS returns the offset of the first non-whitespace byte at or after i.
+func skipWS(b []byte, i int) int { return jsonbytes.SkipWS(b, i) }
 
-func (e *syntaxError) Error() string { return fmt.Sprintf("offset %d: %s", e.off, e.msg) }
-
-func errAt(off int, msg string) error { return &syntaxError{off, msg} }
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) {
-		switch b[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
-}
-
-// strPlain marks the bytes a string may contain as they are: printable
-// ASCII other than the quote and the backslash.
-var strPlain = func() (t [256]bool) {
-	for c := 0x20; c < 0x80; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// skipString validates the string starting at b[i] (a quote) and returns the
-// offset after its closing quote and whether it contains escapes.
-func skipString(b []byte, i int) (end int, escaped bool, err error) {
-	i++
-	for i < len(b) {
-		c := b[i]
-		if strPlain[c] {
-			i++
-			continue
-		}
-		switch {
-		case c == '"':
-			return i + 1, escaped, nil
-		case c == '\\':
-			escaped = true
-			if i+1 >= len(b) {
-				return i, escaped, errAt(i, "unterminated escape")
-			}
-			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(b) {
-					return i, escaped, errAt(i, "short \\u escape")
-				}
-				for _, h := range b[i+2 : i+6] {
-					if unhex(h) < 0 {
-						return i, escaped, errAt(i, "bad \\u escape")
-					}
-				}
-				i += 6
-			default:
-				return i, escaped, errAt(i, "bad escape")
-			}
-		case c < 0x20:
-			return i, escaped, errAt(i, "control character in string")
-		default:
-			r, size := utf8.DecodeRune(b[i:])
-			if r == utf8.RuneError && size <= 1 {
-				return i, escaped, errAt(i, "invalid UTF-8 in string")
-			}
-			i += size
-		}
-	}
-	return i, escaped, errAt(i, "unterminated string")
-}
-
-func unhex(c byte) int {
-	switch {
-	case '0' <= c && c <= '9':
-		return int(c - '0')
-	case 'a' <= c && c <= 'f':
-		return int(c-'a') + 10
-	case 'A' <= c && c <= 'F':
-		return int(c-'A') + 10
-	}
-	return -1
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-// skipNumber validates the number starting at b[i].
-func skipNumber(b []byte, i int) (int, error) {
-	start := i
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && isDigit(b[i]):
-		for i < len(b) && isDigit(b[i]) {
-			i++
-		}
-	default:
-		return i, errAt(start, "invalid value")
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if i >= len(b) || !isDigit(b[i]) {
-			return i, errAt(i, "bad number")
-		}
-		for i < len(b) && isDigit(b[i]) {
-			i++
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i >= len(b) || !isDigit(b[i]) {
-			return i, errAt(i, "bad number")
-		}
-		for i < len(b) && isDigit(b[i]) {
-			i++
-		}
-	}
-	return i, nil
-}
-
-func skipLiteral(b []byte, i int, lit string) (int, error) {
-	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
-		return i, errAt(i, "invalid value")
-	}
-	return i + len(lit), nil
-}
-
-// skipValue validates the value starting at or after b[i] (whitespace first)
-// and returns the offset just after it. It is iterative: the container kinds
-// of the open levels live in a bit stack on the Go stack, so hostile nesting
-// costs neither recursion nor allocation.
-func skipValue(b []byte, i int) (int, error) {
-	var stack [maxDepth/64 + 1]uint64 // bit set: object, clear: array
-	depth := 0
-	var err error
-	for {
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return i, errAt(i, "unexpected end of JSON")
-		}
-		switch c := b[i]; c {
-		case '{', '[':
-			if depth == maxDepth {
-				return i, errAt(i, "nesting too deep")
-			}
-			if c == '{' {
-				stack[depth/64] |= 1 << (depth % 64)
-			} else {
-				stack[depth/64] &^= 1 << (depth % 64)
-			}
-			depth++
-			i = skipWS(b, i+1)
-			if i < len(b) && (b[i] == '}' && c == '{' || b[i] == ']' && c == '[') {
-				i++
-				depth--
-			} else if c == '{' {
-				if i, err = skipKey(b, i); err != nil {
-					return i, err
-				}
-				continue
-			} else {
-				continue
-			}
-		case '"':
-			if i, _, err = skipString(b, i); err != nil {
-				return i, err
-			}
-		case 't':
-			if i, err = skipLiteral(b, i, "true"); err != nil {
-				return i, err
-			}
-		case 'f':
-			if i, err = skipLiteral(b, i, "false"); err != nil {
-				return i, err
-			}
-		case 'n':
-			if i, err = skipLiteral(b, i, "null"); err != nil {
-				return i, err
-			}
-		default:
-			if i, err = skipNumber(b, i); err != nil {
-				return i, err
-			}
-		}
-		// A value ended: close containers or move to the next element.
-		for {
-			if depth == 0 {
-				return i, nil
-			}
-			isObj := stack[(depth-1)/64]&(1<<((depth-1)%64)) != 0
-			i = skipWS(b, i)
-			if i >= len(b) {
-				return i, errAt(i, "unexpected end of JSON")
-			}
-			if b[i] == ',' {
-				i++
-				if isObj {
-					if i, err = skipKey(b, skipWS(b, i)); err != nil {
-						return i, err
-					}
-				}
-				break
-			}
-			if isObj && b[i] == '}' || !isObj && b[i] == ']' {
-				i++
-				depth--
-				continue
-			}
-			return i, errAt(i, "expected ',' or end of container")
-		}
-	}
-}
-
-// skipKey validates `"key" :` at b[i] and returns the offset after the colon.
-func skipKey(b []byte, i int) (int, error) {
-	if i >= len(b) || b[i] != '"' {
-		return i, errAt(i, "expected object key")
-	}
-	i, _, err := skipString(b, i)
-	if err != nil {
-		return i, err
-	}
-	i = skipWS(b, i)
-	if i >= len(b) || b[i] != ':' {
-		return i, errAt(i, "expected ':'")
-	}
-	return i + 1, nil
-}
+func errAt(off int, msg string) error { return &jsonbytes.SyntaxError{Off: off, Msg: msg} }
 
 // validDocument reports whether b is exactly one JSON value (whitespace
 // around it allowed).
-func validDocument(b []byte) error {
-	i, err := skipValue(b, 0)
-	if err != nil {
-		return err
-	}
-	if i = skipWS(b, i); i != len(b) {
-		return errAt(i, "data after the JSON value")
-	}
-	return nil
-}
-
-// skipTrusted returns the end of the value at b[i] in a text validDocument
-// has accepted: it only matches quotes and brackets, which is several times
-// cheaper than validating again.
-func skipTrusted(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return endOfString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = endOfString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	}
-	for i < len(b) {
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return i
-		}
-		i++
-	}
-	return i
-}
-
-// endOfString returns the offset after the valid string starting at b[i].
-func endOfString(b []byte, i int) int {
-	i++
-	for {
-		q := bytes.IndexByte(b[i:], '"')
-		if q < 0 {
-			return len(b)
-		}
-		i += q
-		bs := 0
-		for k := i - 1; k >= 0 && b[k] == '\\'; k-- {
-			bs++
-		}
-		i++
-		if bs%2 == 0 {
-			return i
-		}
-	}
-}
+func validDocument(b []byte) error { return jsonbytes.Valid(b, maxDepth) }
 
 // iter walks the members of an object or the elements of an array,
 // validating each value as it skips it (unless trusted: the whole text was
@@ -413,9 +115,9 @@ func (it *iter) member() (key []byte, esc bool, val []byte, ok bool) {
 	var ke, ve int
 	var err error
 	if it.trusted {
-		ke = endOfString(it.b, ks)
+		ke, _ = jsonbytes.StringEnd(it.b, ks)
 		esc = bytes.IndexByte(it.b[ks:ke], '\\') >= 0
-	} else if ke, esc, err = skipString(it.b, ks); err != nil {
+	} else if ke, esc, err = jsonbytes.ValidString(it.b, ks); err != nil {
 		return nil, false, nil, it.fail(err)
 	}
 	i := skipWS(it.b, ke)
@@ -424,8 +126,8 @@ func (it *iter) member() (key []byte, esc bool, val []byte, ok bool) {
 	}
 	vs := skipWS(it.b, i+1)
 	if it.trusted {
-		ve = skipTrusted(it.b, vs)
-	} else if ve, err = skipValue(it.b, vs); err != nil {
+		ve = jsonbytes.SkipTrusted(it.b, vs)
+	} else if ve, err = jsonbytes.ValidValue(it.b, vs, maxDepth); err != nil {
 		return nil, false, nil, it.fail(err)
 	}
 	it.i = ve
@@ -439,15 +141,38 @@ func (it *iter) elem() (val []byte, ok bool) {
 	}
 	vs := it.i
 	if it.trusted {
-		it.i = skipTrusted(it.b, vs)
+		it.i = jsonbytes.SkipTrusted(it.b, vs)
 		return it.b[vs:it.i], true
 	}
-	ve, err := skipValue(it.b, vs)
+	ve, err := jsonbytes.ValidValue(it.b, vs, maxDepth)
 	if err != nil {
 		return nil, it.fail(err)
 	}
 	it.i = ve
 	return it.b[vs:ve], true
+}
+
+// pick walks the object it is on and stores in *dst[j] the value of the
+// member named keys[j]; a later member of the same name wins, as in a
+// Python dict. Other members are skipped, and entries of dst whose key is
+// absent are left as they were. It returns it.err: whether the object was
+// well-formed up to its end.
+func pick(it iter, keys []string, dst ...*[]byte) error {
+	for k, esc, v, ok := it.member(); ok; k, esc, v, ok = it.member() {
+		name := k
+		if esc {
+			// Decode the key once, not once per wanted name.
+			var buf [64]byte
+			name = appendUnescaped(buf[:0], k)
+		}
+		for j, want := range keys {
+			if string(name) == want {
+				*dst[j] = v
+				break
+			}
+		}
+	}
+	return it.err
 }
 
 // keyIs compares a raw key with want, decoding escapes (in a stack buffer)
@@ -470,57 +195,10 @@ func isArray(v []byte) bool  { return len(v) > 0 && v[0] == '[' }
 func isBool(v []byte) bool   { return len(v) > 0 && (v[0] == 't' || v[0] == 'f') }
 func isNumber(v []byte) bool { return len(v) > 0 && (v[0] == '-' || isDigit(v[0])) }
 
-// appendUnescaped decodes the raw contents of a validated string. A lone
-// UTF-16 surrogate becomes U+FFFD, as encoding/json does.
-func appendUnescaped(dst, raw []byte) []byte {
-	for i := 0; i < len(raw); {
-		c := raw[i]
-		if c != '\\' {
-			j := i + 1
-			for j < len(raw) && raw[j] != '\\' {
-				j++
-			}
-			dst = append(dst, raw[i:j]...)
-			i = j
-			continue
-		}
-		switch raw[i+1] {
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r := hex4(raw[i+2 : i+6])
-			i += 6
-			if utf16.IsSurrogate(r) {
-				if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
-					if r2 := utf16.DecodeRune(r, hex4(raw[i+2:i+6])); r2 != unicode.ReplacementChar {
-						dst = utf8.AppendRune(dst, r2)
-						i += 6
-						continue
-					}
-				}
-				r = unicode.ReplacementChar
-			}
-			dst = utf8.AppendRune(dst, r)
-			continue
-		default: // '"', '\\', '/'
-			dst = append(dst, raw[i+1])
-		}
-		i += 2
-	}
-	return dst
-}
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
-func hex4(h []byte) rune {
-	return rune(unhex(h[0])<<12 | unhex(h[1])<<8 | unhex(h[2])<<4 | unhex(h[3]))
-}
+// appendUnescaped decodes the raw contents of a string.
+func appendUnescaped(dst, raw []byte) []byte { return jsonbytes.AppendUnescaped(dst, raw) }
 
 // str decodes a validated string value (quotes included).
 func str(v []byte) string {
@@ -539,71 +217,15 @@ const hexDigits = "0123456789abcdef"
 // backslash and control characters escaped (\n-style where there is one,
 // else \u00XX), and, when ascii is set (ensure_ascii=True, json.dumps'
 // default), everything above U+007F as \uXXXX, surrogate pairs beyond the
-// BMP. Starlette's JSONResponse uses ensure_ascii=False.
+// BMP. Starlette's JSONResponse uses ensure_ascii=False. Invalid UTF-8
+// cannot come from a validated JSON text; it is written as U+FFFD rather
+// than as invalid bytes.
 func appendPyString(dst []byte, s string, ascii bool) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if strPlain[c] && (c != 0x7f || !ascii) {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"':
-				dst = append(dst, '\\', '"')
-			case '\\':
-				dst = append(dst, '\\', '\\')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if !ascii {
-			if r == utf8.RuneError && size == 1 {
-				// Invalid UTF-8 cannot come from a validated JSON text;
-				// write the replacement character rather than invalid bytes.
-				dst = append(dst, s[start:i]...)
-				dst = append(dst, "\uFFFD"...)
-				i += size
-				start = i
-				continue
-			}
-			i += size
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		if r >= 0x10000 {
-			r1, r2 := utf16.EncodeRune(r)
-			dst = appendU4(dst, r1)
-			dst = appendU4(dst, r2)
-		} else {
-			dst = appendU4(dst, r)
-		}
-		i += size
-		start = i
+	mode := jsonbytes.ShortBF | jsonbytes.ReplaceInvalid
+	if ascii {
+		mode |= jsonbytes.ASCII
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
-
-func appendU4(dst []byte, r rune) []byte {
-	return append(dst, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
+	return jsonbytes.AppendString(dst, s, mode)
 }
 
 // pyJSON says how appendPyJSON writes: as json.dumps(ensure_ascii=ascii)
@@ -629,33 +251,11 @@ func (p pyJSON) appendPyJSON(dst, v []byte) ([]byte, error) {
 	case isNumber(v):
 		return p.appendNumber(dst, v)
 	case isObject(v):
-		type member struct {
-			key string
-			val []byte
-		}
-		var members []member
-		it := newIter(v)
-		for k, esc, val, ok := it.member(); ok; k, esc, val, ok = it.member() {
-			key := string(k)
-			if esc {
-				key = string(appendUnescaped(nil, k))
-			}
-			dup := false
-			for j := range members {
-				if members[j].key == key {
-					members[j].val, dup = val, true
-					break
-				}
-			}
-			if !dup {
-				members = append(members, member{key, val})
-			}
-		}
-		if it.err != nil {
-			return dst, it.err
+		members, err := dictMembers(v)
+		if err != nil {
+			return dst, err
 		}
 		dst = append(dst, '{')
-		var err error
 		for j, m := range members {
 			if j > 0 {
 				dst = p.sep(dst, ',')
@@ -688,6 +288,37 @@ func (p pyJSON) appendPyJSON(dst, v []byte) ([]byte, error) {
 	default: // true, false, null
 		return append(dst, v...), nil
 	}
+}
+
+// dictMember is one entry of the dict json.loads makes of an object.
+type dictMember struct {
+	key string
+	val []byte
+}
+
+// dictMembers lists the members of the object v as json.loads keeps them:
+// decoded keys, each at its first position with its last value. The error
+// says where the object is malformed; the members before it are returned.
+func dictMembers(v []byte) ([]dictMember, error) {
+	var members []dictMember
+	it := newIter(v)
+	for k, esc, val, ok := it.member(); ok; k, esc, val, ok = it.member() {
+		key := string(k)
+		if esc {
+			key = string(appendUnescaped(nil, k))
+		}
+		dup := false
+		for j := range members {
+			if members[j].key == key {
+				members[j].val, dup = val, true
+				break
+			}
+		}
+		if !dup {
+			members = append(members, dictMember{key, val})
+		}
+	}
+	return members, it.err
 }
 
 func (p pyJSON) sep(dst []byte, c byte) []byte {
@@ -812,27 +443,9 @@ func appendPyRepr(dst, v []byte) []byte {
 		}
 		return out
 	case isObject(v):
-		type member struct {
-			key string
-			val []byte
-		}
-		var members []member
-		it := newIter(v)
-		for k, esc, val, ok := it.member(); ok; k, esc, val, ok = it.member() {
-			key := string(k)
-			if esc {
-				key = string(appendUnescaped(nil, k))
-			}
-			dup := false
-			for j := range members {
-				if members[j].key == key {
-					members[j].val, dup = val, true
-				}
-			}
-			if !dup {
-				members = append(members, member{key, val})
-			}
-		}
+		// As for arrays below, a malformed tail is left out, not reported:
+		// repr has no error to give.
+		members, _ := dictMembers(v)
 		dst = append(dst, '{')
 		for j, m := range members {
 			if j > 0 {

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+
+	"github.com/tokentap/tokentap/internal/jsonbytes"
 )
 
 // Stream translates one chat completions SSE stream into the Anthropic
@@ -97,7 +99,7 @@ func (a *argState) feed(raw []byte) {
 		if c == '\\' {
 			switch raw[i+1] {
 			case 'u':
-				if r := hex4(raw[i+2 : i+6]); r < 0x80 {
+				if r, _ := jsonbytes.Hex4(raw[i+2 : i+6]); r < 0x80 {
 					c = byte(r)
 				} else {
 					c = 'x'
@@ -320,21 +322,8 @@ func (s *Stream) readChunk(data []byte, c *chunk) string {
 	}
 	s.tcs = s.tcs[:0]
 	var choices []byte
-	it := trustedIter(data)
-	for k, esc, v, ok := it.member(); ok; k, esc, v, ok = it.member() {
-		switch {
-		case keyIs(k, esc, "id"):
-			c.id = v
-		case keyIs(k, esc, "model"):
-			c.model = v
-		case keyIs(k, esc, "choices"):
-			choices = v
-		case keyIs(k, esc, "usage"):
-			c.usage = v
-		case keyIs(k, esc, "error"):
-			c.errObj = v
-		}
-	}
+	pick(trustedIter(data), []string{"id", "model", "choices", "usage", "error"},
+		&c.id, &c.model, &choices, &c.usage, &c.errObj)
 	if c.errObj != nil && choices == nil {
 		return ""
 	}
@@ -362,17 +351,8 @@ func (s *Stream) readChunk(data []byte, c *chunk) string {
 		return "a choice is not an object"
 	}
 	var delta []byte
-	chit := trustedIter(choice)
-	for k, esc, v, ok := chit.member(); ok; k, esc, v, ok = chit.member() {
-		switch {
-		case keyIs(k, esc, "delta"):
-			delta = v
-		case keyIs(k, esc, "finish_reason"):
-			c.finish = v
-		case keyIs(k, esc, "stop_reason"):
-			c.stopReason = v
-		}
-	}
+	pick(trustedIter(choice), []string{"delta", "finish_reason", "stop_reason"},
+		&delta, &c.finish, &c.stopReason)
 	switch {
 	case !isObject(delta):
 		return "a choice has no delta"
@@ -382,19 +362,8 @@ func (s *Stream) readChunk(data []byte, c *chunk) string {
 		return "stop_reason is not a string or a number"
 	}
 	var reasoningContent, toolCalls []byte
-	dit := trustedIter(delta)
-	for k, esc, v, ok := dit.member(); ok; k, esc, v, ok = dit.member() {
-		switch {
-		case keyIs(k, esc, "content"):
-			c.content = v
-		case keyIs(k, esc, "reasoning"):
-			c.reasoning = v
-		case keyIs(k, esc, "reasoning_content"):
-			reasoningContent = v
-		case keyIs(k, esc, "tool_calls"):
-			toolCalls = v
-		}
-	}
+	pick(trustedIter(delta), []string{"content", "reasoning", "reasoning_content", "tool_calls"},
+		&c.content, &c.reasoning, &reasoningContent, &toolCalls)
 	if !present(c.reasoning) {
 		// vLLM 0.10.2–0.12 named it reasoning_content; some versions send
 		// both, the same text.
@@ -424,17 +393,7 @@ func (s *Stream) readChunk(data []byte, c *chunk) string {
 		}
 		var d toolDelta
 		var index, fn []byte
-		tcit := trustedIter(tc)
-		for k, esc, v, ok := tcit.member(); ok; k, esc, v, ok = tcit.member() {
-			switch {
-			case keyIs(k, esc, "index"):
-				index = v
-			case keyIs(k, esc, "id"):
-				d.id = v
-			case keyIs(k, esc, "function"):
-				fn = v
-			}
-		}
+		pick(trustedIter(tc), []string{"index", "id", "function"}, &index, &d.id, &fn)
 		n, ok := intValue(index)
 		if !ok {
 			return "a tool call has no index"
@@ -444,15 +403,7 @@ func (s *Stream) readChunk(data []byte, c *chunk) string {
 			if !isObject(fn) {
 				return "a tool call's function is not an object"
 			}
-			fit := trustedIter(fn)
-			for k, esc, v, ok := fit.member(); ok; k, esc, v, ok = fit.member() {
-				switch {
-				case keyIs(k, esc, "name"):
-					d.name = v
-				case keyIs(k, esc, "arguments"):
-					d.args = v
-				}
-			}
+			pick(trustedIter(fn), []string{"name", "arguments"}, &d.name, &d.args)
 		}
 		for _, v := range [][]byte{d.id, d.name, d.args} {
 			if present(v) && !isString(v) {
@@ -513,13 +464,7 @@ func (s *Stream) appendMessageDelta(dst []byte) []byte {
 		if s.finished {
 			reason = s.finish
 		}
-		if reason == "" {
-			dst = append(dst, "null"...)
-		} else {
-			dst = append(dst, '"')
-			dst = append(dst, reason...)
-			dst = append(dst, '"')
-		}
+		dst = appendStopReason(dst, reason)
 		dst = append(dst, `,"stop_sequence":null`...)
 	}
 	dst = append(dst, `},"usage":`...)

@@ -75,22 +75,13 @@ func readUsage(raw []byte) (usage, bool) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return u, false
 	}
-	s := scanner{b: raw}
-	s.enter('{')
-	for s.more('}') {
-		k := s.key()
-		v := s.value()
-		switch string(k) {
-		case "prompt_tokens":
-			u.input, _ = parseInt(v)
-		case "completion_tokens":
-			u.output, _ = parseInt(v)
-		case "prompt_tokens_details":
-			u.cached, _ = parseInt(member(v, "cached_tokens"))
-		case "completion_tokens_details":
-			u.reasoning, _ = parseInt(member(v, "reasoning_tokens"))
-		}
-	}
+	var prompt, completion, promptDetails, completionDetails []byte
+	pick(raw, []string{"prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details"},
+		&prompt, &completion, &promptDetails, &completionDetails)
+	u.input, _ = parseInt(prompt)
+	u.output, _ = parseInt(completion)
+	u.cached, _ = parseInt(member(promptDetails, "cached_tokens"))
+	u.reasoning, _ = parseInt(member(completionDetails, "reasoning_tokens"))
 	return u, true
 }
 
@@ -187,22 +178,7 @@ func appendLogprobs(dst, content []byte, final bool) []byte {
 		}
 		first = false
 		var token, logprob, bytes, top []byte
-		es := scanner{b: entry}
-		es.enter('{')
-		for es.more('}') {
-			switch k := es.key(); string(k) {
-			case "token":
-				token = es.value()
-			case "logprob":
-				logprob = es.value()
-			case "bytes":
-				bytes = es.value()
-			case "top_logprobs":
-				top = es.value()
-			default:
-				es.value()
-			}
-		}
+		pick(entry, []string{"token", "logprob", "bytes", "top_logprobs"}, &token, &logprob, &bytes, &top)
 		dst = appendLogprob(dst, token, logprob, bytes, final)
 		dst = append(dst, `,"top_logprobs":[`...)
 		if len(top) > 0 && top[0] == '[' {
@@ -219,20 +195,7 @@ func appendLogprobs(dst, content []byte, final bool) []byte {
 				}
 				tfirst = false
 				var at, al, ab []byte
-				as := scanner{b: alt}
-				as.enter('{')
-				for as.more('}') {
-					switch k := as.key(); string(k) {
-					case "token":
-						at = as.value()
-					case "logprob":
-						al = as.value()
-					case "bytes":
-						ab = as.value()
-					default:
-						as.value()
-					}
-				}
+				pick(alt, []string{"token", "logprob", "bytes"}, &at, &al, &ab)
 				dst = append(appendLogprob(dst, at, al, ab, final), '}')
 			}
 		}
@@ -328,41 +291,14 @@ func (r *Request) Answer(chat []byte) ([]byte, *History, error) {
 		return bad("has no choices")
 	}
 	var message, finish, logprobs []byte
-	cs := scanner{b: choice}
-	cs.enter('{')
-	for cs.more('}') {
-		switch k := cs.key(); string(k) {
-		case "message":
-			message = cs.value()
-		case "finish_reason":
-			finish = cs.value()
-		case "logprobs":
-			logprobs = cs.value()
-		default:
-			cs.value()
-		}
-	}
+	pick(choice, []string{"message", "finish_reason", "logprobs"}, &message, &finish, &logprobs)
 	if strEq(finish, "length") {
 		o.status = "incomplete"
 	}
 	var content, reasoning, reasoningOld, calls []byte
 	if len(message) > 0 && message[0] == '{' {
-		ms := scanner{b: message}
-		ms.enter('{')
-		for ms.more('}') {
-			switch k := ms.key(); string(k) {
-			case "content":
-				content = ms.value()
-			case "reasoning":
-				reasoning = ms.value()
-			case "reasoning_content": // vLLM 0.10.2 to ~0.12
-				reasoningOld = ms.value()
-			case "tool_calls":
-				calls = ms.value()
-			default:
-				ms.value()
-			}
-		}
+		// reasoning_content: vLLM 0.10.2 to ~0.12
+		pick(message, []string{"content", "reasoning", "reasoning_content", "tool_calls"}, &content, &reasoning, &reasoningOld, &calls)
 	}
 	if !isString(reasoning) {
 		reasoning = reasoningOld

@@ -51,36 +51,9 @@ func (w *walker) item(raw []byte, param string) *Error {
 	}
 	w.size += len(raw)
 	var typ, role, content, status, callID, name, namespace, arguments, output, summary, encrypted []byte
-	s := scanner{b: raw}
-	s.enter('{')
-	for s.more('}') {
-		k := s.key()
-		v := s.value()
-		switch string(k) {
-		case "type":
-			typ = v
-		case "role":
-			role = v
-		case "content":
-			content = v
-		case "status":
-			status = v
-		case "call_id":
-			callID = v
-		case "name":
-			name = v
-		case "namespace":
-			namespace = v
-		case "arguments":
-			arguments = v
-		case "output":
-			output = v
-		case "summary":
-			summary = v
-		case "encrypted_content":
-			encrypted = v
-		}
-	}
+	pick(raw, []string{"type", "role", "content", "status", "call_id", "name", "namespace",
+		"arguments", "output", "summary", "encrypted_content"},
+		&typ, &role, &content, &status, &callID, &name, &namespace, &arguments, &output, &summary, &encrypted)
 	kind := decoded(typ)
 	if isNull(typ) && !isNull(role) {
 		kind = "message" // EasyInputMessage: {"role":…,"content":…}
@@ -232,18 +205,11 @@ func firstText(arr []byte) []byte {
 
 // member returns the raw value of one member of an object, or nil.
 func member(obj []byte, name string) []byte {
-	s := scanner{b: obj}
-	if !s.enter('{') {
+	if s := (scanner{b: obj}); !s.enter('{') {
 		return nil
 	}
 	var found []byte
-	for s.more('}') {
-		k := s.key()
-		v := s.value()
-		if string(k) == name {
-			found = v
-		}
-	}
+	pick(obj, []string{name}, &found)
 	return found
 }
 
@@ -261,20 +227,7 @@ func chatParts(arr []byte, param string) ([]byte, *Error) {
 			return nil, badRequest(param, "each content part must be an object")
 		}
 		var typ, text, image []byte
-		ps := scanner{b: part}
-		ps.enter('{')
-		for ps.more('}') {
-			switch k := ps.key(); string(k) {
-			case "type":
-				typ = ps.value()
-			case "text":
-				text = ps.value()
-			case "image_url":
-				image = ps.value()
-			default:
-				ps.value()
-			}
-		}
+		pick(part, []string{"type", "text", "image_url"}, &typ, &text, &image)
 		if len(out) > 1 {
 			out = append(out, ',')
 		}

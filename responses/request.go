@@ -390,20 +390,7 @@ func convertTools(raw []byte) (chatTools, *Error) {
 			return t, badRequest("tools", "each tool must be an object")
 		}
 		var typ, name, inner []byte
-		ts := scanner{b: tool}
-		ts.enter('{')
-		for ts.more('}') {
-			switch k := ts.key(); string(k) {
-			case "type":
-				typ = ts.value()
-			case "name":
-				name = ts.value()
-			case "tools":
-				inner = ts.value()
-			default:
-				ts.value()
-			}
-		}
+		pick(tool, []string{"type", "name", "tools"}, &typ, &name, &inner)
 		switch {
 		case strEq(typ, "function"):
 			if !isString(name) {
@@ -430,18 +417,7 @@ func convertTools(raw []byte) (chatTools, *Error) {
 					return t, badRequest("tools", "each tool must be an object")
 				}
 				var ftyp, fname []byte
-				fs := scanner{b: fn}
-				fs.enter('{')
-				for fs.more('}') {
-					switch k := fs.key(); string(k) {
-					case "type":
-						ftyp = fs.value()
-					case "name":
-						fname = fs.value()
-					default:
-						fs.value()
-					}
-				}
+				pick(fn, []string{"type", "name"}, &ftyp, &fname)
 				if !strEq(ftyp, "function") {
 					continue
 				}
@@ -471,22 +447,7 @@ func convertTools(raw []byte) (chatTools, *Error) {
 // named name (its own name, or its flattened namespace name).
 func appendFunctionTool(out, tool, name []byte) []byte {
 	var desc, params, strict, deferLoading []byte
-	s := scanner{b: tool}
-	s.enter('{')
-	for s.more('}') {
-		switch k := s.key(); string(k) {
-		case "description":
-			desc = s.value()
-		case "parameters":
-			params = s.value()
-		case "strict":
-			strict = s.value()
-		case "defer_loading":
-			deferLoading = s.value()
-		default:
-			s.value()
-		}
-	}
+	pick(tool, []string{"description", "parameters", "strict", "defer_loading"}, &desc, &params, &strict, &deferLoading)
 	if len(out) > 1 {
 		out = append(out, ',')
 	}
@@ -540,18 +501,7 @@ func toolChoice(raw []byte, t chatTools) (chat, echo []byte, e *Error) {
 		return echo, echo, nil
 	case raw[0] == '{':
 		var typ, name []byte
-		s := scanner{b: raw}
-		s.enter('{')
-		for s.more('}') {
-			switch k := s.key(); string(k) {
-			case "type":
-				typ = s.value()
-			case "name":
-				name = s.value()
-			default:
-				s.value()
-			}
-		}
+		pick(raw, []string{"type", "name"}, &typ, &name)
 		if !strEq(typ, "function") {
 			return nil, nil, badRequest("tool_choice", "tool_choice of type "+string(appendCompact(nil, typ))+" is not supported: only function tools reach the model")
 		}
@@ -580,16 +530,7 @@ func responseFormat(text, structured []byte) ([]byte, *Error) {
 	if text[0] != '{' {
 		return nil, badRequest("text", "text must be an object")
 	}
-	var format []byte
-	s := scanner{b: text}
-	s.enter('{')
-	for s.more('}') {
-		if k := s.key(); string(k) == "format" {
-			format = s.value()
-		} else {
-			s.value()
-		}
-	}
+	format := member(text, "format")
 	if isNull(format) {
 		return nil, nil
 	}
@@ -600,24 +541,7 @@ func responseFormat(text, structured []byte) ([]byte, *Error) {
 		return nil, badRequest("text", "text.format must be an object")
 	}
 	var typ, name, desc, schema, strict []byte
-	s = scanner{b: format}
-	s.enter('{')
-	for s.more('}') {
-		switch k := s.key(); string(k) {
-		case "type":
-			typ = s.value()
-		case "name":
-			name = s.value()
-		case "description":
-			desc = s.value()
-		case "schema":
-			schema = s.value()
-		case "strict":
-			strict = s.value()
-		default:
-			s.value()
-		}
-	}
+	pick(format, []string{"type", "name", "description", "schema", "strict"}, &typ, &name, &desc, &schema, &strict)
 	switch {
 	case strEq(typ, "text"):
 		return nil, nil
@@ -719,16 +643,7 @@ func reasoningEffort(reasoning []byte) []byte {
 	if isNull(reasoning) || reasoning[0] != '{' {
 		return nil
 	}
-	s := scanner{b: reasoning}
-	s.enter('{')
-	var effort []byte
-	for s.more('}') {
-		if k := s.key(); string(k) == "effort" {
-			effort = s.value()
-		} else {
-			s.value()
-		}
-	}
+	effort := member(reasoning, "effort")
 	if isNull(effort) {
 		return nil
 	}

@@ -120,30 +120,8 @@ func (s *Stream) AppendEvent(dst, data []byte) []byte {
 		return s.fail(dst, []byte(`"the upstream sent a stream event that is not a JSON object"`))
 	}
 	var created, model, choices, usageRaw, errRaw, object, promptIDs, kv []byte
-	sc := scanner{b: d}
-	sc.enter('{')
-	for sc.more('}') {
-		k := sc.key()
-		v := sc.value()
-		switch string(k) {
-		case "created":
-			created = v
-		case "model":
-			model = v
-		case "choices":
-			choices = v
-		case "usage":
-			usageRaw = v
-		case "error":
-			errRaw = v
-		case "object":
-			object = v
-		case "prompt_token_ids":
-			promptIDs = v
-		case "kv_transfer_params":
-			kv = v
-		}
-	}
+	pick(d, []string{"created", "model", "choices", "usage", "error", "object", "prompt_token_ids", "kv_transfer_params"},
+		&created, &model, &choices, &usageRaw, &errRaw, &object, &promptIDs, &kv)
 	if strEq(object, "error") { // the flat error body of vLLM before 0.10.1
 		errRaw = d
 	}
@@ -208,24 +186,7 @@ func (s *Stream) AppendEnd(dst []byte, cause error) []byte {
 // order; a change of kind closes the open item and opens the next.
 func (s *Stream) choice(dst, c []byte) []byte {
 	var index, delta, finish, logprobs, tokenIDs []byte
-	sc := scanner{b: c}
-	sc.enter('{')
-	for sc.more('}') {
-		switch k := sc.key(); string(k) {
-		case "index":
-			index = sc.value()
-		case "delta":
-			delta = sc.value()
-		case "finish_reason":
-			finish = sc.value()
-		case "logprobs":
-			logprobs = sc.value()
-		case "token_ids":
-			tokenIDs = sc.value()
-		default:
-			sc.value()
-		}
-	}
+	pick(c, []string{"index", "delta", "finish_reason", "logprobs", "token_ids"}, &index, &delta, &finish, &logprobs, &tokenIDs)
 	if n, ok := parseInt(index); !isNull(index) && (!ok || n != 0) {
 		return dst // a Responses request has one choice
 	}
@@ -242,22 +203,8 @@ func (s *Stream) choice(dst, c []byte) []byte {
 		return dst
 	}
 	var reasoning, reasoningOld, content, calls []byte
-	sc = scanner{b: delta}
-	sc.enter('{')
-	for sc.more('}') {
-		switch k := sc.key(); string(k) {
-		case "reasoning":
-			reasoning = sc.value()
-		case "reasoning_content": // vLLM 0.10.2 to ~0.12; some versions send both
-			reasoningOld = sc.value()
-		case "content":
-			content = sc.value()
-		case "tool_calls":
-			calls = sc.value()
-		default:
-			sc.value()
-		}
-	}
+	// reasoning_content: vLLM 0.10.2 to ~0.12; some versions send both
+	pick(delta, []string{"reasoning", "reasoning_content", "content", "tool_calls"}, &reasoning, &reasoningOld, &content, &calls)
 	if !isString(reasoning) {
 		reasoning = reasoningOld
 	}
@@ -291,7 +238,7 @@ func (s *Stream) choice(dst, c []byte) []byte {
 		s.text = append(s.text, text...)
 	}
 	if len(calls) > 0 && calls[0] == '[' {
-		sc = scanner{b: calls}
+		sc := scanner{b: calls}
 		sc.enter('[')
 		for sc.more(']') {
 			if tc := sc.value(); tc[0] == '{' {
@@ -308,23 +255,10 @@ func (s *Stream) choice(dst, c []byte) []byte {
 // on to another item) are dropped, as vLLM drops them.
 func (s *Stream) toolDelta(dst, tc []byte) []byte {
 	var index, id, fn []byte
-	sc := scanner{b: tc}
-	sc.enter('{')
-	for sc.more('}') {
-		switch k := sc.key(); string(k) {
-		case "index":
-			index = sc.value()
-		case "id":
-			id = sc.value()
-		case "function":
-			fn = sc.value()
-		default:
-			sc.value()
-		}
-	}
+	pick(tc, []string{"index", "id", "function"}, &index, &id, &fn)
 	var name, args []byte
 	if len(fn) > 0 && fn[0] == '{' {
-		sc = scanner{b: fn}
+		sc := scanner{b: fn}
 		sc.enter('{')
 		for sc.more('}') {
 			switch k := sc.key(); string(k) {

@@ -3,6 +3,8 @@ package tokenids
 import (
 	"fmt"
 	"sort"
+
+	"github.com/tokentap/tokentap/internal/jsonbytes"
 )
 
 // Result is what tokentap extracted from one call's answer.
@@ -399,28 +401,11 @@ func toolCallsJSON(tools []toolCallAcc) []byte {
 	return append(out, ']')
 }
 
-// AppendJSONString appends s to dst as a JSON string literal.
+// AppendJSONString appends s to dst as a JSON string literal: the quote,
+// the backslash and control characters escaped (\n, \r, \t, else \u00XX),
+// every other byte copied as it is.
 func AppendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-		case c == '\n':
-			dst = append(dst, '\\', 'n')
-		case c == '\r':
-			dst = append(dst, '\\', 'r')
-		case c == '\t':
-			dst = append(dst, '\\', 't')
-		case c < 0x20:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return append(dst, '"')
+	return jsonbytes.AppendString(dst, s, 0)
 }
 
 func (e *APIError) String() string {

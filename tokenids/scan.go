@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"unicode/utf16"
-	"unicode/utf8"
 	"unsafe"
+
+	"github.com/tokentap/tokentap/internal/jsonbytes"
 )
 
 // scanner walks one JSON text in place. It never builds a value it was not
@@ -35,16 +35,9 @@ func (s *scanner) errorf(format string, args ...any) error {
 }
 
 // ws skips whitespace and returns the next byte, or 0 at the end.
-func (s *scanner) ws() byte {
-	for s.pos < len(s.buf) {
-		switch c := s.buf[s.pos]; c {
-		case ' ', '\t', '\n', '\r':
-			s.pos++
-		default:
-			return c
-		}
-	}
-	return 0
+func (s *scanner) ws() (c byte) {
+	s.pos, c = jsonbytes.Next(s.buf, s.pos)
+	return c
 }
 
 func (s *scanner) expect(c byte) error {
@@ -65,27 +58,19 @@ func (s *scanner) str() (raw []byte, escaped bool, err error) {
 		return nil, false, err
 	}
 	start := s.pos
-	for {
-		// Two vectorised scans beat a byte loop on the long strings (message
-		// contents) bodies are made of.
-		rest := s.buf[s.pos:]
-		q := bytes.IndexByte(rest, '"')
-		if q < 0 {
-			s.pos = len(s.buf)
-			return nil, false, s.errorf("unterminated string")
-		}
-		b := bytes.IndexByte(rest[:q], '\\')
-		if b < 0 {
-			s.pos += q + 1
-			return s.buf[start : s.pos-1], escaped, nil
-		}
-		escaped = true
-		s.pos += b + 2 // the backslash and the byte it escapes
-		if s.pos > len(s.buf) {
-			s.pos = len(s.buf)
-			return nil, false, s.errorf("unterminated string")
-		}
+	// Two vectorised scans beat a byte loop on the long strings (message
+	// contents) bodies are made of; most strings have no escape, and for
+	// them the scans are all there is.
+	if q := bytes.IndexByte(s.buf[start:], '"'); q >= 0 && bytes.IndexByte(s.buf[start:start+q], '\\') < 0 {
+		s.pos = start + q + 1
+		return s.buf[start : start+q], false, nil
 	}
+	end, ok := jsonbytes.StringEnd(s.buf, start-1)
+	s.pos = end
+	if !ok {
+		return nil, false, s.errorf("unterminated string")
+	}
+	return s.buf[start : end-1], true, nil
 }
 
 // isNull consumes a null literal if one is next.
@@ -259,29 +244,18 @@ func (s *scanner) skip() error {
 }
 
 func (s *scanner) skipContainer() error {
-	depth := 0
-	for s.pos < len(s.buf) {
-		switch s.buf[s.pos] {
-		case '"':
-			if _, _, err := s.str(); err != nil {
-				return err
-			}
-			continue
-		case '{', '[':
-			depth++
-			if depth > maxDepth {
-				return s.errorf("nesting deeper than %d", maxDepth)
-			}
-		case '}', ']':
-			depth--
-			if depth == 0 {
-				s.pos++
-				return nil
-			}
-		}
-		s.pos++
+	end, err := jsonbytes.SkipContainer(s.buf, s.pos, maxDepth)
+	s.pos = end
+	switch err {
+	case nil:
+		return nil
+	case jsonbytes.ErrTooDeep:
+		return s.errorf("nesting deeper than %d", maxDepth)
+	case jsonbytes.ErrUnterminatedString:
+		return s.errorf("unterminated string")
+	default:
+		return s.errorf("unterminated object or array")
 	}
-	return s.errorf("unterminated object or array")
 }
 
 // object calls fn for each member of the object at the current position; fn
@@ -300,7 +274,7 @@ func (s *scanner) object(fn func(key []byte) error) error {
 			return err
 		}
 		if escaped {
-			raw = unescape(nil, raw) // keys with escapes are rare: allocate only then
+			raw = jsonbytes.AppendUnescaped(nil, raw) // keys with escapes are rare: allocate only then
 		}
 		if err := s.expect(':'); err != nil {
 			return err
@@ -424,7 +398,7 @@ func (s *scanner) text(dst []byte) (out []byte, present bool, err error) {
 		return dst, false, err
 	}
 	if escaped {
-		return unescape(dst, raw), true, nil
+		return jsonbytes.AppendUnescaped(dst, raw), true, nil
 	}
 	return append(dst, raw...), true, nil
 }
@@ -435,90 +409,6 @@ func (s *scanner) endOfText() error {
 		return s.errorf("data after the JSON value")
 	}
 	return nil
-}
-
-// unescape appends the decoded form of a JSON string's raw contents to dst.
-// Invalid escapes and lone surrogates become U+FFFD, as encoding/json does.
-func unescape(dst, raw []byte) []byte {
-	for i := 0; i < len(raw); {
-		c := raw[i]
-		if c != '\\' {
-			if c < utf8.RuneSelf {
-				dst = append(dst, c)
-				i++
-				continue
-			}
-			r, size := utf8.DecodeRune(raw[i:])
-			dst = utf8.AppendRune(dst, r)
-			i += size
-			continue
-		}
-		if i+1 >= len(raw) {
-			dst = utf8.AppendRune(dst, utf8.RuneError)
-			break
-		}
-		switch e := raw[i+1]; e {
-		case '"', '\\', '/':
-			dst = append(dst, e)
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r, ok := hex4(raw[i+2:])
-			if !ok {
-				dst = utf8.AppendRune(dst, utf8.RuneError)
-				i += 2
-				continue
-			}
-			i += 6
-			if utf16.IsSurrogate(r) {
-				if i+1 < len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
-					if r2, ok := hex4(raw[i+2:]); ok {
-						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-							dst = utf8.AppendRune(dst, dec)
-							i += 6
-							continue
-						}
-					}
-				}
-				r = utf8.RuneError
-			}
-			dst = utf8.AppendRune(dst, r)
-			continue
-		default:
-			dst = utf8.AppendRune(dst, utf8.RuneError)
-		}
-		i += 2
-	}
-	return dst
-}
-
-func hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
 }
 
 // bytesString views b as a string without copying; the result must not

@@ -1,6 +1,10 @@
 package tokenids
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/tokentap/tokentap/internal/jsonbytes"
+)
 
 // StreamStripper removes tokentap's injected fields from an answer too
 // large to hold whole (a JSON body past the read bound, an SSE event past
@@ -274,7 +278,7 @@ func (s *StreamStripper) classify() memberKey {
 	}
 	key := s.key[:s.keyLen]
 	if bytes.IndexByte(key, '\\') >= 0 {
-		key = unescape(nil, key) // keys with escapes are rare: allocate only then
+		key = jsonbytes.AppendUnescaped(nil, key) // keys with escapes are rare: allocate only then
 	}
 	switch string(key) {
 	case "choices":

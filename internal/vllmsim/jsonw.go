@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/tokentap/tokentap/internal/jsonbytes"
 )
 
 // This file holds the byte-level JSON writers. vLLM serialises through two
@@ -30,45 +32,7 @@ const hexDigits = "0123456789abcdef"
 // json.dumps(ensure_ascii=False) writes it. Invalid UTF-8 cannot exist in a
 // Python str, so it is written as U+FFFD (what "errors=replace" decoding gives).
 func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch c {
-			case '"':
-				b = append(b, '\\', '"')
-			case '\\':
-				b = append(b, '\\', '\\')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			default:
-				if c < 0x20 {
-					b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-				} else {
-					b = append(b, c)
-				}
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, "\uFFFD"...)
-			i++
-			continue
-		}
-		b = append(b, s[i:i+size]...)
-		i += size
-	}
-	return append(b, '"')
+	return jsonbytes.AppendString(b, s, jsonbytes.ShortBF|jsonbytes.ReplaceInvalid)
 }
 
 // appendPyFloat appends f as Python's repr(float) prints it (which is also what
