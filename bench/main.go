@@ -10,10 +10,14 @@
 // direct path, CPU seconds per 1,000 calls and allocations per call of the
 // proxy process, its peak RSS, and tokentap's ratios to the reverse proxy.
 // The upstream answers chat completions of 2,048 prompt and 256 response
-// token IDs, as JSON or as SSE with one event per token.
+// token IDs, as JSON or as SSE with one event per token; or, for the
+// growing rollouts of rollouts.go, of as many prompt tokens as the load
+// generator says its prompt has. Every scenario runs on a fresh tokentap
+// store, whose size after a clean stop is reported per call.
 //
 //	go run ./bench                      # the full run, table + bench-results.json
 //	go run ./bench -rounds 3 -duration 2s
+//	go run ./bench -scenarios fresh,growing -fresh 10000 -growing 32 -turns 30
 //	go run ./bench -role soak -duration 30m -retention 5m   # memory and disk over a long run
 package main
 
@@ -28,10 +32,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,6 +47,9 @@ type config struct {
 	sidecarBin string
 	scenarios  string
 	streams    int
+	fresh      int // rollouts of the fresh scenario, per path and round
+	growing    int // rollouts of the growing scenario, per path and round
+	turns      int // turns of each growing rollout
 }
 
 func main() {
@@ -68,8 +75,9 @@ func main() {
 	flag.DurationVar(&c.warmup, "warmup", 500*time.Millisecond, "unmeasured load before each measurement")
 	flag.StringVar(&c.out, "out", "bench-results.json", "where to write the results as JSON")
 	flag.StringVar(&c.sidecarBin, "sidecar-bin", "", "tokentap binary (default: go build ./cmd/sidecar)")
-	flag.StringVar(&c.scenarios, "scenarios", "json-c1,json-c32,sse-c32,streams", "scenarios to run")
+	flag.StringVar(&c.scenarios, "scenarios", "json-c1,json-c32,sse-c32,streams,fresh,growing", "scenarios to run")
 	flag.IntVar(&c.streams, "streams", 256, "concurrent long streams of the memory scenario")
+	rolloutFlags(&c)
 	flag.Parse()
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -174,25 +182,27 @@ func run(c config) error {
 		return err
 	}
 	defer rproxy.stop()
-	tokentap, err := startProcess("tokentap", "/healthz", "--listen", c.sidecarBin, "--upstream", upstream.url, "--data", filepath.Join(tmp, "data"), "--log-level", "warn")
+	// Every scenario gets a tokentap of its own on an empty store, so that
+	// what the store holds after a clean stop is that scenario's.
+	empty, err := emptyStoreBytes(c.sidecarBin, upstream.url, filepath.Join(tmp, "empty"))
 	if err != nil {
 		return err
 	}
-	defer tokentap.stop()
-
+	tokentap := &path{name: "tokentap", upstreamProc: upstream, rollout: true}
 	paths := []*path{
 		{name: "direct", base: upstream.url, upstreamProc: upstream},
 		{name: "reverse-proxy", base: rproxy.url, proc: rproxy, upstreamProc: upstream, mallocsURL: rproxy.url + "/debug/mallocs"},
-		{name: "tokentap", base: tokentap.url, proc: tokentap, upstreamProc: upstream, mallocsURL: tokentap.url + "/metrics", rollout: true},
+		tokentap,
 	}
-	rep := report{Machine: machine(), Config: map[string]any{"rounds": c.rounds, "duration": c.duration.String(), "streams": c.streams}}
-	for _, name := range strings.Split(c.scenarios, ",") {
+	rep := report{Machine: machine(), Config: map[string]any{"rounds": c.rounds, "duration": c.duration.String(), "streams": c.streams,
+		"fresh_rollouts": c.fresh, "growing_rollouts": c.growing, "turns": c.turns}}
+	for i, name := range strings.Split(c.scenarios, ",") {
 		sc, ok := scenarios(c)[name]
 		if !ok {
 			return fmt.Errorf("unknown scenario %q", name)
 		}
 		fmt.Fprintf(os.Stderr, "scenario %s\n", sc.Name)
-		res, err := runScenario(sc, paths, c)
+		res, err := runOnFreshStore(sc, paths, tokentap, c, upstream.url, filepath.Join(tmp, fmt.Sprintf("data-%d", i)), empty)
 		if err != nil {
 			return err
 		}
@@ -215,15 +225,23 @@ type scenario struct {
 	TokenDelay  time.Duration
 	rounds      int
 	oneWave     bool // each worker sends one request; the scenario ends when all are done
+	// Rollouts, when set, makes a measurement that many rollouts of Turns
+	// calls each, shared out among the workers (rollouts.go).
+	Rollouts int `json:"rollouts,omitempty"`
+	Turns    int `json:"turns,omitempty"`
 }
 
 func scenarios(c config) map[string]scenario {
-	return map[string]scenario{
+	m := map[string]scenario{
 		"json-c1":  {Name: "JSON, concurrency 1", Concurrency: 1, rounds: c.rounds},
 		"json-c32": {Name: "JSON, concurrency 32", Concurrency: 32, rounds: c.rounds},
 		"sse-c32":  {Name: "SSE, concurrency 32", Stream: true, Concurrency: 32, rounds: c.rounds},
 		"streams":  {Name: fmt.Sprintf("%d concurrent long streams (10 ms per token)", c.streams), Stream: true, Concurrency: c.streams, TokenDelay: 10 * time.Millisecond, rounds: 1, oneWave: true},
 	}
+	for name, sc := range rolloutScenarios(c) {
+		m[name] = sc
+	}
+	return m
 }
 
 // path is one way to the upstream.
@@ -234,11 +252,12 @@ type path struct {
 	upstreamProc *process
 	mallocsURL   string
 	rollout      bool // key calls by rollout (tokentap)
+	sent         int  // calls sent in the scenario so far, warm-ups included
 }
 
-func (p *path) url(worker int) string {
+func (p *path) url(rollout string) string {
 	if p.rollout {
-		return fmt.Sprintf("%s/rollout/bench-%d/attempt/0/v1/chat/completions", p.base, worker)
+		return fmt.Sprintf("%s/rollout/%s/attempt/0/v1/chat/completions", p.base, rollout)
 	}
 	return p.base + "/v1/chat/completions"
 }
@@ -266,10 +285,12 @@ func runScenario(sc scenario, paths []*path, c config) (scenarioResult, error) {
 	res := scenarioResult{Scenario: sc}
 	for round := 1; round <= sc.rounds; round++ {
 		for _, p := range paths {
-			if !sc.oneWave && c.warmup > 0 {
-				load(p, sc, c.warmup)
+			if !sc.fixed() && c.warmup > 0 {
+				lat, errs := load(p, sc, c.warmup, 0)
+				p.sent += len(lat) + errs
 			}
 			m, err := measure(p, sc, c.duration, round)
+			p.sent += m.Calls + m.Errors
 			if err != nil {
 				return res, err
 			}
@@ -307,7 +328,7 @@ func measure(p *path, sc scenario, d time.Duration, round int) (measurement, err
 		}
 	}()
 	start := time.Now()
-	lat, errs := load(p, sc, d)
+	lat, errs := load(p, sc, d, round)
 	elapsed := time.Since(start)
 	close(stopSampling)
 	m.PeakAnonBytes = <-anon
@@ -332,15 +353,16 @@ func measure(p *path, sc scenario, d time.Duration, round int) (measurement, err
 	return m, nil
 }
 
-// load runs sc against p for d (or one wave) and returns the latencies of
-// the calls that succeeded.
-func load(p *path, sc scenario, d time.Duration) ([]time.Duration, int) {
+// load runs sc against p for d (or one wave, or its rollouts) and returns
+// the latencies of the calls that succeeded.
+func load(p *path, sc scenario, d time.Duration, round int) ([]time.Duration, int) {
 	client := &http.Client{Transport: &http.Transport{
 		MaxIdleConns: 2 * sc.Concurrency, MaxIdleConnsPerHost: 2 * sc.Concurrency, DisableCompression: true,
 		Proxy: nil,
 	}}
 	defer client.CloseIdleConnections()
-	body := requestBody(sc.Stream)
+	turns := scenarioTurns(sc)
+	var next atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	type out struct {
@@ -354,33 +376,21 @@ func load(p *path, sc scenario, d time.Duration) ([]time.Duration, int) {
 			var o out
 			buf := make([]byte, 32<<10)
 			for i := 0; ; i++ {
-				if !sc.oneWave && ctx.Err() != nil || sc.oneWave && i > 0 {
+				rollout, ok := sc.rollout(ctx.Err() != nil, &next, round, w, i)
+				if !ok {
 					break
 				}
-				req, _ := http.NewRequest(http.MethodPost, p.url(w), strings.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				if sc.TokenDelay > 0 {
-					req.Header.Set("X-Bench-Token-Delay", sc.TokenDelay.String())
-				}
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				if err != nil {
-					o.errs++
-					if o.firstErr == "" {
-						o.firstErr = err.Error()
+				for _, t := range turns {
+					lat, err := call(client, p.url(rollout), sc, t, buf)
+					if err != nil {
+						o.errs++
+						if o.firstErr == "" {
+							o.firstErr = err.Error()
+						}
+						continue
 					}
-					continue
+					o.lat = append(o.lat, lat)
 				}
-				_, err = io.CopyBuffer(io.Discard, resp.Body, buf)
-				resp.Body.Close()
-				if err != nil || resp.StatusCode != http.StatusOK {
-					o.errs++
-					if o.firstErr == "" {
-						o.firstErr = fmt.Sprint(resp.Status, " ", err)
-					}
-					continue
-				}
-				o.lat = append(o.lat, time.Since(t0))
 			}
 			results <- o
 		}()
@@ -398,77 +408,27 @@ func load(p *path, sc scenario, d time.Duration) ([]time.Duration, int) {
 	return lat, errs
 }
 
-// cpuSeconds is a process's user+system CPU time, from /proc.
-func cpuSeconds(p *process) float64 {
-	if p == nil {
-		return 0
+// call sends one turn and reads the whole answer.
+func call(client *http.Client, url string, sc scenario, t turn, buf []byte) (time.Duration, error) {
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(t.body))
+	req.Header.Set("Content-Type", "application/json")
+	if sc.TokenDelay > 0 {
+		req.Header.Set("X-Bench-Token-Delay", sc.TokenDelay.String())
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if t.prompt > 0 {
+		req.Header.Set(promptTokensHeader, strconv.Itoa(t.prompt))
+	}
+	t0 := time.Now()
+	resp, err := client.Do(req)
 	if err != nil {
-		return 0
+		return 0, err
 	}
-	// Fields after the command name (which may hold spaces) close with ')'.
-	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	utime, _ := strconv.ParseFloat(fields[11], 64)
-	stime, _ := strconv.ParseFloat(fields[12], 64)
-	return (utime + stime) / 100 // USER_HZ
-}
-
-// resetPeakRSS restarts the kernel's peak-RSS (VmHWM) count of a process.
-func resetPeakRSS(pid int) {
-	os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
-}
-
-func peakRSS(pid int) int64 { return statusKB(pid, "VmHWM:") }
-
-// statusKB reads a "Name:  N kB" line of /proc/<pid>/status, in bytes.
-func statusKB(pid int, name string) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
+	_, err = io.CopyBuffer(io.Discard, resp.Body, buf)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("%s %v", resp.Status, err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, name); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-// mallocs reads a process's heap allocations so far: tokentap's Prometheus
-// go_memstats_mallocs_total, or the reverse proxy's /debug/mallocs.
-func mallocs(url string) float64 {
-	if url == "" {
-		return 0
-	}
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "go_memstats_mallocs_total "); ok {
-			v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			return v
-		}
-	}
-	v, _ := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
-	return v
-}
-
-func machine() map[string]any {
-	m := map[string]any{"cores": runtime.NumCPU(), "go": runtime.Version(), "os": runtime.GOOS + "/" + runtime.GOARCH}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if rest, ok := strings.CutPrefix(line, "model name"); ok {
-				m["cpu"] = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(rest), ":"))
-				break
-			}
-		}
-	}
-	return m
+	return time.Since(t0), nil
 }
 
 // loadOnly drives one target with one scenario's load, for profiling:
@@ -482,7 +442,7 @@ func loadOnly(args []string) int {
 	stream := fs.Bool("stream", false, "SSE")
 	fs.Parse(args)
 	p := &path{name: "target", base: *base, rollout: true}
-	lat, errs := load(p, scenario{Stream: *stream, Concurrency: *c}, *d)
+	lat, errs := load(p, scenario{Stream: *stream, Concurrency: *c}, *d, 0)
 	fmt.Printf("%d calls, %.0f rps, %d errors\n", len(lat), float64(len(lat))/d.Seconds(), errs)
 	return 0
 }

@@ -18,8 +18,9 @@ type scenarioResult struct {
 	Rounds   []measurement      `json:"rounds"`
 	Medians  map[string]summary `json:"medians"`
 	// Ratios are tokentap's figures over the reverse proxy's.
-	RPSRatio       float64 `json:"tokentap_over_reverse_proxy_rps"`
-	AddedP50OverRP float64 `json:"tokentap_added_p50_ms_over_reverse_proxy"`
+	RPSRatio       float64  `json:"tokentap_over_reverse_proxy_rps"`
+	AddedP50OverRP float64  `json:"tokentap_added_p50_ms_over_reverse_proxy"`
+	Storage        *storage `json:"tokentap_storage,omitempty"`
 }
 
 // summary is the median of a path's rounds.
@@ -98,5 +99,8 @@ func (r *report) print(w io.Writer) {
 			fmt.Fprintf(w, "  %-14s %9.0f %9.2f %9.2f %9.2f %9s %12s %10s %10s %7d\n", name, m.RPS, m.P50ms, m.P99ms, m.AddedP50ms, cpu, allocs, anon, rss, m.Errors)
 		}
 		fmt.Fprintf(w, "  tokentap / reverse proxy: %.2f× the RPS, %+.2f ms added p50\n", s.RPSRatio, s.AddedP50OverRP)
+		if s.Storage != nil {
+			s.Storage.print(w)
+		}
 	}
 }

@@ -23,11 +23,16 @@ const (
 	model          = "Qwen/Qwen2.5-1.5B-Instruct"
 )
 
+const systemPrompt = "You are a helpful assistant."
+
 // requestBody is a chat request with a prompt of about 2,048 tokens.
 func requestBody(stream bool) string {
-	return fmt.Sprintf(`{"model":%q,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":%q}],"max_tokens":%d,"temperature":1.0,"stream":%v}`,
-		model, strings.Repeat("lorem ipsum ", promptTokens/2), responseTokens, stream)
+	return fmt.Sprintf(`{"model":%q,"messages":[{"role":"system","content":%q},{"role":"user","content":%q}],"max_tokens":%d,"temperature":1.0,"stream":%v}`,
+		model, systemPrompt, strings.Repeat("lorem ipsum ", promptTokens/2), responseTokens, stream)
 }
+
+// answerText is the content of every answer: one word per response token.
+func answerText() string { return strings.Repeat(" word", responseTokens) }
 
 func ids(n, base int) string {
 	var b strings.Builder
@@ -42,11 +47,20 @@ func ids(n, base int) string {
 	return b.String()
 }
 
-// jsonAnswer is a vLLM chat answer with return_token_ids data, in vLLM's
-// field order.
+// chatAnswer is a vLLM chat answer with return_token_ids data, in vLLM's
+// field order, in pieces around its two ID arrays (given with brackets):
+// head, response IDs, middle, prompt IDs, tail.
+func chatAnswer(responseIDs, promptIDs []byte, prompt int) [][]byte {
+	head := fmt.Sprintf(`{"id":"chatcmpl-bench","object":"chat.completion","created":1760000000,"model":%q,"choices":[{"index":0,"message":{"role":"assistant","content":%q,"refusal":null,"annotations":null,"audio":null,"function_call":null,"tool_calls":[],"reasoning":null},"logprobs":null,"finish_reason":"length","stop_reason":null,"token_ids":`,
+		model, answerText())
+	middle := fmt.Sprintf(`}],"service_tier":null,"system_fingerprint":null,"usage":{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d,"prompt_tokens_details":null},"prompt_logprobs":null,"prompt_token_ids":`,
+		prompt, prompt+responseTokens, responseTokens)
+	return [][]byte{[]byte(head), responseIDs, []byte(middle), promptIDs, []byte(`,"kv_transfer_params":null}`)}
+}
+
+// jsonAnswer is the static answer: 2,048 prompt and 256 response IDs.
 func jsonAnswer() []byte {
-	return []byte(fmt.Sprintf(`{"id":"chatcmpl-bench","object":"chat.completion","created":1760000000,"model":%q,"choices":[{"index":0,"message":{"role":"assistant","content":%q,"refusal":null,"annotations":null,"audio":null,"function_call":null,"tool_calls":[],"reasoning":null},"logprobs":null,"finish_reason":"length","stop_reason":null,"token_ids":%s}],"service_tier":null,"system_fingerprint":null,"usage":{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d,"prompt_tokens_details":null},"prompt_logprobs":null,"prompt_token_ids":%s,"kv_transfer_params":null}`,
-		model, strings.Repeat(" word", responseTokens), ids(responseTokens, 1000), promptTokens, promptTokens+responseTokens, responseTokens, ids(promptTokens, 150)))
+	return bytes.Join(chatAnswer([]byte(ids(responseTokens, 1000)), []byte(ids(promptTokens, 150)), promptTokens), nil)
 }
 
 // sseEvents is the same answer streamed: a role chunk with the prompt IDs,
@@ -71,11 +85,15 @@ func serveUpstream(args []string) int {
 	fs := flag.NewFlagSet("upstream", flag.ExitOnError)
 	listen := fs.String("listen", "127.0.0.1:8000", "address")
 	fs.Parse(args)
-	answer, events := jsonAnswer(), sseEvents()
+	answer, events, seq := jsonAnswer(), sseEvents(), newTokenSeq(maxPromptTokens)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {})
 	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		if n := r.Header.Get(promptTokensHeader); n != "" {
+			seq.answer(w, n, bytes.Contains(body, []byte(`"stream":true`)))
+			return
+		}
 		if !bytes.Contains(body, []byte(`"stream":true`)) {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
@@ -96,6 +114,65 @@ func serveUpstream(args []string) int {
 		}
 	})
 	return serve(*listen, mux)
+}
+
+// promptTokensHeader asks the upstream for an answer to a prompt of that many
+// tokens (the load generator knows how long its prompts are; the stand-in
+// has no tokenizer).
+const promptTokensHeader = "X-Bench-Prompt-Tokens"
+
+// maxPromptTokens bounds the prompts answered by length.
+const maxPromptTokens = 1 << 17
+
+// tokenSeq is the token sequence that every prompt answered by length is a
+// prefix of: a prompt of n tokens is IDs 0..n-1 and its answer IDs
+// n..n+255, so a prompt made of the previous prompt, the previous answer and
+// new tokens extends both, as a real engine's IDs do along a conversation.
+type tokenSeq struct {
+	text []byte // the IDs as JSON numbers, each followed by a comma
+	at   []int  // at[i]: where ID i starts in text
+}
+
+func newTokenSeq(n int) tokenSeq {
+	s := tokenSeq{at: make([]int, 0, n+1)}
+	for i := range n {
+		s.at = append(s.at, len(s.text))
+		s.text = strconv.AppendInt(s.text, int64(150+i*7919%140000), 10)
+		s.text = append(s.text, ',')
+	}
+	s.at = append(s.at, len(s.text))
+	return s
+}
+
+// ids is the JSON array of IDs i..j-1 (i < j).
+func (s tokenSeq) ids(i, j int) []byte {
+	b := make([]byte, 0, s.at[j]-s.at[i]+1)
+	b = append(append(b, '['), s.text[s.at[i]:s.at[j]-1]...)
+	return append(b, ']')
+}
+
+// answer writes the JSON answer to a prompt of n tokens, or vLLM's 400 for
+// a prompt it cannot answer.
+func (s tokenSeq) answer(w http.ResponseWriter, n string, stream bool) {
+	w.Header().Set("Content-Type", "application/json")
+	prompt, err := strconv.Atoi(n)
+	if err != nil || prompt < 1 || prompt+responseTokens >= len(s.at) || stream {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"error":{"message":"bench upstream: %s %q: want a non-stream call of 1 to %d prompt tokens","type":"BadRequestError","param":null,"code":400}}`,
+			promptTokensHeader, n, len(s.at)-1-responseTokens)
+		return
+	}
+	pieces := chatAnswer(s.ids(prompt, prompt+responseTokens), s.ids(0, prompt), prompt)
+	size := 0
+	for _, p := range pieces {
+		size += len(p)
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(size))
+	for _, p := range pieces {
+		if _, err := w.Write(p); err != nil {
+			return
+		}
+	}
 }
 
 // serveReverseProxy is the floor of any Go proxy hop: httputil.ReverseProxy

@@ -38,21 +38,35 @@ func realisticCall(key rollout.Key, seq uint64) *Call {
 
 // BenchmarkRecordCall is the cost the proxy pays per call to turn it into a
 // durable span: SDK span, OTLP transform, protobuf, store commit.
+// Stored packed (as tokentap does) and as OTLP arrays (as it did), side by
+// side; bytes/call is what the store's value holds.
 func BenchmarkRecordCall(b *testing.B) {
-	st, err := store.Open(context.Background(), store.Options{Dir: b.TempDir(), Retention: time.Hour, Logger: zerolog.Nop()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	rec := NewRecorder(st, true, "bench")
-	key := rollout.Key{RolloutID: "r", AttemptID: "0"}
-	seq := uint64(0)
-	b.ReportAllocs()
-	for b.Loop() {
-		seq++
-		if err := rec.RecordCall(context.Background(), realisticCall(key, seq)); err != nil {
-			b.Fatal(err)
-		}
+	for _, form := range []struct {
+		name string
+		opts []RecorderOption
+	}{{"packed", nil}, {"unpacked", []RecorderOption{WithUnpackedArrays()}}} {
+		b.Run(form.name, func(b *testing.B) {
+			st, err := store.Open(context.Background(), store.Options{Dir: b.TempDir(), Retention: time.Hour, Logger: zerolog.Nop()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			rec := NewRecorder(st, true, "bench", form.opts...)
+			key := rollout.Key{RolloutID: "r", AttemptID: "0"}
+			seq := uint64(0)
+			b.ReportAllocs()
+			for b.Loop() {
+				seq++
+				if err := rec.RecordCall(context.Background(), realisticCall(key, seq)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			r, err := st.Record(context.Background(), key.RolloutID, key.AttemptID, seq)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(len(r.Data)), "bytes/call")
+		})
 	}
 }
 

@@ -103,7 +103,28 @@ func (r *Recorder) planPrompt(c *Call) *deltaPlan {
 			p.messagesCount, p.messagesSplit = k, p.bounds.ends[k-1]
 		}
 	}
+	if !p.saves() {
+		p.match, p.level, p.messagesCount, p.messagesSplit = promptMatch{}, 0, 0, 0
+	}
 	return p
+}
+
+// saves reports whether the delta form is smaller than the whole one: the
+// references cost a few dozen bytes, and a packed prompt of small token IDs
+// shares little more.
+func (p *deltaPlan) saves() bool {
+	shared := arrayAttr{ints: p.prompt[:p.match.fork]}.packedLen() - 1
+	cost := len(AttrPromptDelta) - len(AttrPromptTokenIDs)
+	if p.messagesCount > 0 {
+		shared += p.messagesSplit
+		cost += len(AttrInputDelta) - len(AttrInputMessages)
+	}
+	for _, kv := range p.storageAttributes() {
+		cost += tagLen(fSpanAttributes, keyValueLen(kv))
+	}
+	// A few bytes for length prefixes that may not shrink with their
+	// contents.
+	return shared > cost+8
 }
 
 // apply turns a call's attributes and arrays (as callAttributes and
@@ -117,19 +138,26 @@ func (p *deltaPlan) apply(attrs []attribute.KeyValue, arrays *tokenArrays) []att
 			arrays.span[i] = arrayAttr{key: AttrPromptDelta, ints: p.prompt[p.match.fork:]}
 		}
 	}
-	attrs = append(attrs,
-		attribute.Int64(AttrPromptParentSeq, int64(p.match.ref.seq)),
-		attribute.Int(AttrPromptParentChoice, p.match.ref.choice),
-		attribute.Int(AttrPromptFork, p.match.fork),
-		attribute.Int(AttrPromptLength, len(p.prompt)),
-		attribute.Int64(AttrPromptHash, int64(PromptHash(p.prompt))),
-	)
 	if p.messagesCount > 0 {
 		for i := range attrs {
 			if attrs[i].Key == AttrInputMessages {
 				attrs[i] = attribute.String(AttrInputDelta, p.messages[p.messagesSplit:])
 			}
 		}
+	}
+	return append(attrs, p.storageAttributes()...)
+}
+
+// storageAttributes are the references of the delta form.
+func (p *deltaPlan) storageAttributes() []attribute.KeyValue {
+	attrs := []attribute.KeyValue{
+		attribute.Int64(AttrPromptParentSeq, int64(p.match.ref.seq)),
+		attribute.Int(AttrPromptParentChoice, p.match.ref.choice),
+		attribute.Int(AttrPromptFork, p.match.fork),
+		attribute.Int(AttrPromptLength, len(p.prompt)),
+		attribute.Int64(AttrPromptHash, int64(PromptHash(p.prompt))),
+	}
+	if p.messagesCount > 0 {
 		attrs = append(attrs,
 			attribute.Int(AttrInputParentCount, p.messagesCount),
 			attribute.Int(AttrInputLength, len(p.messages)),

@@ -137,6 +137,10 @@ func resolveStored(t *testing.T, data [][]byte) uint64 {
 	}
 	for i, rec := range recs {
 		got, err := Rebase(rec, lookup)
+		if err == nil {
+			// Rebase keeps the stored form; Full reads it as OTLP.
+			got, err = ExportForm(got)
+		}
 		if (err == nil) != (forward[i].err == nil) || !bytes.Equal(got, forward[i].data) {
 			t.Fatalf("record %d: Full: %v, Rebase: %v", i+1, forward[i].err, err)
 		}
@@ -144,7 +148,7 @@ func resolveStored(t *testing.T, data [][]byte) uint64 {
 			continue
 		}
 		if !IsDelta(rec) {
-			if !bytes.Equal(forward[i].data, rec.Data) {
+			if export, err := ExportForm(rec.Data); err != nil || !bytes.Equal(forward[i].data, export) {
 				t.Fatalf("record %d is not a delta but reads back changed", i+1)
 			}
 			continue
@@ -406,9 +410,13 @@ func (rt *roundTrip) check(t *testing.T, script []byte, capture bool) roundTripC
 		return rt.delta.Record(ctx, key.RolloutID, key.AttemptID, seq)
 	}
 	for i, rec := range deltaRecs {
-		want := wholeRecs[i].Data
+		stored := wholeRecs[i].Data
+		want, err := ExportForm(stored)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if !IsDelta(rec) {
-			if err := sameSpan(rec.Data, want); err != nil {
+			if err := sameSpan(rec.Data, stored); err != nil {
 				t.Fatalf("call %d stored whole differs: %v", rec.Seq, err)
 			}
 			continue
@@ -417,8 +425,8 @@ func (rt *roundTrip) check(t *testing.T, script []byte, capture bool) roundTripC
 		if bytes.Contains(rec.Data, []byte(AttrInputDelta)) {
 			n.messageDeltas++
 		}
-		if len(rec.Data) > len(want) {
-			t.Errorf("call %d: %d bytes as a delta, %d whole", rec.Seq, len(rec.Data), len(want))
+		if len(rec.Data) > len(stored) {
+			t.Errorf("call %d: %d bytes as a delta, %d whole", rec.Seq, len(rec.Data), len(stored))
 		}
 		got, err := all.Full(ctx, rec)
 		if err != nil {
@@ -432,6 +440,9 @@ func (rt *roundTrip) check(t *testing.T, script []byte, capture bool) roundTripC
 			t.Fatalf("call %d read back with its parents from the store: %v (same: %v)", rec.Seq, err, bytes.Equal(alone, got))
 		}
 		rebased, err := Rebase(rec, parent)
+		if err == nil {
+			rebased, err = ExportForm(rebased)
+		}
 		if err != nil || !bytes.Equal(rebased, got) {
 			t.Fatalf("call %d rebased: %v (same: %v)", rec.Seq, err, bytes.Equal(rebased, got))
 		}

@@ -87,6 +87,24 @@ const (
 type tokenArrays struct {
 	span   []arrayAttr
 	events [][]arrayAttr
+	// packed writes them in their stored form (packed.go), not as OTLP.
+	packed bool
+}
+
+// keyValueLen is the encoded size of a's KeyValue.
+func (t *tokenArrays) keyValueLen(a arrayAttr) int {
+	if t.packed {
+		return a.packedKeyValueLen()
+	}
+	return a.keyValueLen()
+}
+
+// appendField appends a as a KeyValue field.
+func (t *tokenArrays) appendField(b []byte, a arrayAttr, field protowire.Number) []byte {
+	if t.packed {
+		return a.appendPackedField(b, field)
+	}
+	return a.appendField(b, field)
 }
 
 type arrayAttr struct {
@@ -180,7 +198,7 @@ func appendSpan(b []byte, ro sdktrace.ReadOnlySpan, arrays *tokenArrays) []byte 
 		b = appendKeyValueField(b, fSpanAttributes, kv)
 	}
 	for _, a := range arrays.span {
-		b = a.appendField(b, fSpanAttributes)
+		b = arrays.appendField(b, a, fSpanAttributes)
 	}
 	b = appendVarintField(b, fSpanDroppedAttrs, uint64(clamp32(ro.DroppedAttributes())))
 	for i, ev := range ro.Events() {
@@ -198,7 +216,7 @@ func appendSpan(b []byte, ro sdktrace.ReadOnlySpan, arrays *tokenArrays) []byte 
 			n += tagLen(fEventAttributes, keyValueLen(kv))
 		}
 		for _, a := range evArrays {
-			n += tagLen(fEventAttributes, a.keyValueLen())
+			n += tagLen(fEventAttributes, arrays.keyValueLen(a))
 		}
 		if dropped != 0 {
 			n += protowire.SizeTag(fEventDroppedAttrs) + protowire.SizeVarint(dropped)
@@ -211,7 +229,7 @@ func appendSpan(b []byte, ro sdktrace.ReadOnlySpan, arrays *tokenArrays) []byte 
 			b = appendKeyValueField(b, fEventAttributes, kv)
 		}
 		for _, a := range evArrays {
-			b = a.appendField(b, fEventAttributes)
+			b = arrays.appendField(b, a, fEventAttributes)
 		}
 		b = appendVarintField(b, fEventDroppedAttrs, dropped)
 	}

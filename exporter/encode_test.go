@@ -81,7 +81,7 @@ func TestEncoderMatchesSDKTransform(t *testing.T) {
 	rec := NewRecorder(nil, true, "test")
 	key := rollout.Key{RolloutID: "r", AttemptID: "a"}
 	for _, call := range []*Call{sampleCall(), func() *Call { c := sampleCall(); c.Response.Prompts = nil; return c }()} {
-		arrays := callArrays(call)
+		arrays := callArrays(call, false)
 		start := func(withArrays bool) sdktrace.ReadOnlySpan {
 			attrs := callAttributes(call, true)
 			if withArrays {

@@ -38,7 +38,7 @@ func AppendTracesFrom(ctx context.Context, dst []byte, recs []store.Record, src 
 	var resolver *Resolver
 	for _, rec := range recs {
 		data := rec.Data
-		if IsDelta(rec) {
+		if rec.Kind == store.KindCall {
 			if resolver == nil {
 				resolver = NewResolver(src)
 				resolver.Add(recs...)

@@ -36,17 +36,26 @@ type Recorder struct {
 	// index finds the earlier call a prompt extends, so that the call is
 	// stored as the tokens it adds (delta.go); nil stores every call whole.
 	index *promptIndex
+	// packed stores token arrays packed, each once (packed.go).
+	packed bool
 }
 
 // RecorderOption configures NewRecorder.
 type RecorderOption func(*recorderOptions)
 
-type recorderOptions struct{ wholePrompts bool }
+type recorderOptions struct{ wholePrompts, unpacked bool }
 
 // WithWholePrompts stores every call's whole prompt, as tokentap did before
 // it stored prompts as deltas: for comparisons (benchmarks) and tests.
 func WithWholePrompts() RecorderOption {
 	return func(o *recorderOptions) { o.wholePrompts = true }
+}
+
+// WithUnpackedArrays stores token arrays as OTLP arrays, the first choice's
+// repeated at span level, as tokentap did before it packed them (packed.go):
+// for comparisons (benchmarks) and tests.
+func WithUnpackedArrays() RecorderOption {
+	return func(o *recorderOptions) { o.unpacked = true }
 }
 
 // NewRecorder returns a Recorder writing to st. With capture, request
@@ -79,6 +88,7 @@ func NewRecorder(st *store.Store, capture bool, version string, opts ...Recorder
 		store:   st,
 		tracer:  tp.Tracer(ScopeName, trace.WithInstrumentationVersion(version)),
 		capture: capture,
+		packed:  !o.unpacked,
 	}
 	if st != nil && !o.wholePrompts && st.KeepsPromptParents() {
 		r.index = newPromptIndex()
@@ -101,7 +111,7 @@ func (r *Recorder) RecordCall(ctx context.Context, c *Call) error {
 	if c.Parent.IsValid() {
 		parent = trace.ContextWithRemoteSpanContext(parent, c.Parent)
 	}
-	attrs, arrays := callAttributes(c, r.capture), callArrays(c)
+	attrs, arrays := callAttributes(c, r.capture), callArrays(c, r.packed)
 	var plan *deltaPlan
 	promptParent := uint64(0)
 	if r.index != nil {
@@ -315,14 +325,15 @@ func addChoiceEvents(span trace.Span, c *Call) {
 }
 
 // callArrays gives a call's token arrays for its span and its events, in
-// the order addChoiceEvents adds the events.
-func callArrays(c *Call) *tokenArrays {
+// the order addChoiceEvents adds the events. Packed, the span does not
+// repeat the first choice's arrays: ExportForm puts them back.
+func callArrays(c *Call, packed bool) *tokenArrays {
 	res := &c.Response
-	a := &tokenArrays{}
+	a := &tokenArrays{packed: packed}
 	if res.PromptTokenIDs != nil {
 		a.span = append(a.span, arrayAttr{key: AttrPromptTokenIDs, ints: res.PromptTokenIDs})
 	}
-	if len(res.Choices) > 0 {
+	if len(res.Choices) > 0 && !packed {
 		c0 := &res.Choices[0]
 		if c0.TokenIDs != nil {
 			a.span = append(a.span, arrayAttr{key: AttrResponseTokenIDs, ints: c0.TokenIDs})

@@ -67,7 +67,11 @@ func stored(t *testing.T, st *store.Store, key rollout.Key) []*tracepb.Span {
 	}
 	var out []*tracepb.Span
 	for _, r := range recs {
-		rs, sp, err := DecodeRecord(r.Data)
+		data, err := NewResolver(st).Full(context.Background(), r) // as the views read it
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, sp, err := DecodeRecord(data)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -71,6 +71,8 @@ func (r *Resolver) Add(recs ...store.Record) {
 }
 
 // IsDelta reports whether a stored record is a call stored as a delta.
+// Every call goes through a Resolver to be read as OTLP (Full), a delta or
+// not.
 func IsDelta(rec store.Record) bool {
 	if rec.Kind != store.KindCall {
 		return false
@@ -79,9 +81,22 @@ func IsDelta(rec store.Record) bool {
 	return err == nil && sc.hasParent
 }
 
-// Full returns a record's data as it would be stored whole: the data
-// itself for anything but a delta call.
+// Full returns a record's data as OTLP: a call whole and in ExportForm,
+// anything else as it is.
 func (r *Resolver) Full(ctx context.Context, rec store.Record) ([]byte, error) {
+	data, err := r.whole(ctx, rec)
+	if err != nil || rec.Kind != store.KindCall {
+		return data, err
+	}
+	if data, err = ExportForm(data); err != nil {
+		return nil, fmt.Errorf("record %d: %w", rec.Cursor, err)
+	}
+	return data, nil
+}
+
+// whole returns a record's data in its stored form, a delta call's prompt
+// put back.
+func (r *Resolver) whole(ctx context.Context, rec store.Record) ([]byte, error) {
 	if rec.Kind != store.KindCall {
 		return rec.Data, nil
 	}
@@ -101,12 +116,12 @@ func (r *Resolver) Full(ctx context.Context, rec store.Record) ([]byte, error) {
 	return wholeSpan(rec.Data, call)
 }
 
-// Rebase returns a delta call's data whole, reading its ancestors with
-// parent: store.Options.Rebase, which retention calls before a record's
-// prompt parent goes.
+// Rebase returns a delta call's data whole, in its stored form, reading its
+// ancestors with parent: store.Options.Rebase, which retention calls before
+// a record's prompt parent goes.
 func Rebase(child store.Record, parent func(seq uint64) (store.Record, error)) ([]byte, error) {
 	r := NewResolver(parentFunc(parent))
-	return r.Full(context.Background(), child)
+	return r.whole(context.Background(), child)
 }
 
 type parentFunc func(seq uint64) (store.Record, error)
@@ -337,7 +352,7 @@ func findSpan(data []byte) ([]byte, error) {
 }
 
 // wholeSpan is data with its span's delta attributes replaced by what they
-// stand for and the storage-only attributes dropped.
+// stand for (the prompt packed) and the storage-only attributes dropped.
 func wholeSpan(data []byte, c *resolvedCall) ([]byte, error) {
 	span, err := findSpan(data)
 	if err != nil {
@@ -355,7 +370,7 @@ func wholeSpan(data []byte, c *resolvedCall) ([]byte, error) {
 		}
 		switch key {
 		case AttrPromptDelta:
-			out = appendInt64SliceKeyValue(out, fSpanAttributes, AttrPromptTokenIDs, c.prompt)
+			out = arrayAttr{key: AttrPromptTokenIDs, ints: c.prompt}.appendPackedField(out, fSpanAttributes)
 		case AttrInputDelta:
 			if c.hasMessages {
 				out = appendKeyValueField(out, fSpanAttributes, attribute.String(AttrInputMessages, c.messages))
@@ -376,29 +391,7 @@ func wholeSpan(data []byte, c *resolvedCall) ([]byte, error) {
 // replaceSpan re-encodes a ResourceSpans with its span replaced, every
 // other field as it was, in its place.
 func replaceSpan(data, span []byte) ([]byte, error) {
-	out := make([]byte, 0, len(data)+len(span))
-	done := false
-	err := eachField(data, func(num protowire.Number, _ protowire.Type, v, raw []byte) error {
-		if num != fResourceSpansScopeSpans || done {
-			out = append(out, raw...)
-			return nil
-		}
-		var ss []byte
-		err := eachField(v, func(num protowire.Number, _ protowire.Type, v, raw []byte) error {
-			if num == fScopeSpansSpans && !done {
-				done = true
-				ss = protowire.AppendTag(ss, fScopeSpansSpans, protowire.BytesType)
-				ss = protowire.AppendBytes(ss, span)
-				return nil
-			}
-			ss = append(ss, raw...)
-			return nil
-		})
-		out = protowire.AppendTag(out, fResourceSpansScopeSpans, protowire.BytesType)
-		out = protowire.AppendBytes(out, ss)
-		return err
-	})
-	return out, err
+	return appendWithSpan(make([]byte, 0, len(data)+len(span)), data, len(span), func(b []byte) []byte { return append(b, span...) })
 }
 
 // eachField calls fn with every field of the message b: its number, its
@@ -463,8 +456,11 @@ func anyString(val []byte) []byte {
 	return s
 }
 
-// anyInts reads an AnyValue holding an array of ints.
+// anyInts reads an AnyValue holding an array of ints, OTLP or packed.
 func anyInts(val []byte) ([]int64, error) {
+	if p, ok := packedValue(val); ok {
+		return unpackInts(p)
+	}
 	var arr []byte
 	found := false
 	err := eachField(val, func(num protowire.Number, typ protowire.Type, v, _ []byte) error {

@@ -127,22 +127,8 @@ func post(t *testing.T, base, path, body string, header ...string) (int, http.He
 // calls reads back what the store holds for an attempt.
 func (r *rig) calls(t *testing.T, key rollout.Key) []*exporter.Call {
 	t.Helper()
-	recs, err := r.store.Records(context.Background(), key.RolloutID, key.AttemptID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*exporter.Call
-	for _, rec := range recs {
-		if rec.Kind != store.KindCall {
-			continue
-		}
-		_, sp, err := exporter.DecodeRecord(rec.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, exporter.CallFromSpan(sp))
-	}
-	return out
+	calls, _ := wholeCalls(t, r, key)
+	return calls
 }
 
 // withTokenIDs returns a request body that asks vLLM for the IDs itself.

@@ -205,7 +205,7 @@ func decode(recs []store.Record) (decoded, error) {
 	var prompts *exporter.Resolver
 	for _, rec := range recs {
 		data := rec.Data
-		if exporter.IsDelta(rec) {
+		if rec.Kind == store.KindCall {
 			if prompts == nil {
 				prompts = exporter.NewResolver(nil)
 				prompts.Add(recs...)
