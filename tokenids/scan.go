@@ -103,12 +103,10 @@ func (s *scanner) number() ([]byte, error) {
 	s.ws()
 	start := s.pos
 	for s.pos < len(s.buf) {
-		switch c := s.buf[s.pos]; {
-		case c >= '0' && c <= '9', c == '-', c == '+', c == '.', c == 'e', c == 'E':
-			s.pos++
-			continue
+		if !isNumberByte(s.buf[s.pos]) {
+			break
 		}
-		break
+		s.pos++
 	}
 	if s.pos == start {
 		return nil, s.errorf("want a number")

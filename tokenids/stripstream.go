@@ -179,7 +179,9 @@ func (s *StreamStripper) value(dst []byte, c byte) []byte {
 		}
 	case c == '"':
 		s.state, s.esc = stString, false
-	case c == '-' || c >= '0' && c <= '9' || c == 't' || c == 'f' || c == 'n':
+	case isNumberByte(c) || c == 't' || c == 'f' || c == 'n':
+		// Any byte a number can hold starts a scalar, as for the scanner
+		// that skips the values ParseResponse does not read.
 		s.state = stScalar
 	default:
 		s.state = stVerbatim
@@ -298,6 +300,11 @@ func (s *StreamStripper) top() *stripFrame { return &s.stack[len(s.stack)-1] }
 func (s *StreamStripper) pop() {
 	s.stack = s.stack[:len(s.stack)-1]
 	s.state = stAfter
+}
+
+// isNumberByte is the scanner's notion of a byte of a number.
+func isNumberByte(c byte) bool {
+	return c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
