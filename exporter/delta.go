@@ -1,12 +1,16 @@
 package exporter
 
 import (
+	"encoding/binary"
 	"hash/crc64"
 	"hash/maphash"
 	"time"
 	"unsafe"
 
+	"github.com/cespare/xxhash/v2"
 	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/tokentap/tokentap/internal/jsonbytes"
 )
 
 // Delta storage. A call whose prompt starts with at least promptBlock
@@ -22,12 +26,14 @@ const (
 	AttrPromptParentChoice = "tokentap.prompt.parent_choice"      // int: its choice whose tokens extend the context (-1: its prompt alone)
 	AttrPromptFork         = "tokentap.prompt.fork"               // int f: tokens of the parent context the prompt starts with
 	AttrPromptLength       = "tokentap.prompt.length"             // int: tokens of the whole prompt
-	AttrPromptHash         = "tokentap.prompt.hash"               // int: PromptHash of the whole prompt
+	AttrPromptHash         = "tokentap.prompt.hash"               // int: PromptHash of the whole prompt (records before xxhash)
+	AttrPromptXXHash       = "tokentap.prompt.xxhash"             // int: XXH64 of the whole prompt's IDs, 8 bytes each, little-endian
 	AttrPromptDelta        = "tokentap.prompt.delta_token_ids"    // int[]: prompt[f:]
 	AttrInputParentCount   = "tokentap.input.messages.parent_count"
 	AttrInputDelta         = "tokentap.input.messages.delta"  // string: the input messages' text after the parent's first parent_count elements
 	AttrInputLength        = "tokentap.input.messages.length" // int: bytes of the whole text
-	AttrInputHash          = "tokentap.input.messages.hash"   // int: CRC-64 (ECMA) of the whole text
+	AttrInputHash          = "tokentap.input.messages.hash"   // int: CRC-64 (ECMA) of the whole text (records before xxhash)
+	AttrInputXXHash        = "tokentap.input.messages.xxhash" // int: XXH64 of the whole text
 )
 
 // minMessagesShared is the least text worth referring to a parent for.
@@ -35,8 +41,32 @@ const minMessagesShared = 256
 
 var crcTable = crc64.MakeTable(crc64.ECMA)
 
-// PromptHash is the 64-bit hash of a prompt's IDs stored with a delta
-// prompt and checked whenever the prompt is put back together.
+// The hashes a delta stores of what it stands for, checked whenever it is
+// put back together. Records store XXH64 (promptXXHash, messagesXXHash):
+// a few GB/s, where the CRC-64 and the multiply chain earlier records
+// store (PromptHash, messagesHash, still checked on those) cost a call
+// tens of microseconds.
+
+// promptXXHash is the XXH64 of ids as 8-byte little-endian integers.
+func promptXXHash(ids []int64) uint64 {
+	if littleEndian {
+		return xxhash.Sum64(int64Bytes(ids))
+	}
+	d := xxhash.New()
+	var b [8]byte
+	for _, x := range ids {
+		binary.LittleEndian.PutUint64(b[:], uint64(x))
+		d.Write(b[:])
+	}
+	return d.Sum64()
+}
+
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+func messagesXXHash(s string) uint64 { return xxhash.Sum64String(s) }
+
+// PromptHash is the 64-bit hash of a prompt's IDs that records stored
+// before XXH64 carry.
 func PromptHash(ids []int64) uint64 {
 	h := uint64(0x9E3779B97F4A7C15) ^ uint64(len(ids))
 	for _, x := range ids {
@@ -65,6 +95,9 @@ type deltaPlan struct {
 	bounds        messageBounds
 	messagesCount int
 	messagesSplit int
+	// storage holds the references of the delta form (storageAttributes),
+	// hashed once for both saves and apply.
+	storage []attribute.KeyValue
 }
 
 // planPrompt decides how c is stored. nil: whole, and nothing to index.
@@ -103,8 +136,9 @@ func (r *Recorder) planPrompt(c *Call) *deltaPlan {
 			p.messagesCount, p.messagesSplit = k, p.bounds.ends[k-1]
 		}
 	}
+	p.storage = p.storageAttributes(r.legacyHashes)
 	if !p.saves() {
-		p.match, p.level, p.messagesCount, p.messagesSplit = promptMatch{}, 0, 0, 0
+		p.match, p.level, p.messagesCount, p.messagesSplit, p.storage = promptMatch{}, 0, 0, 0, nil
 	}
 	return p
 }
@@ -119,7 +153,7 @@ func (p *deltaPlan) saves() bool {
 		shared += p.messagesSplit
 		cost += len(AttrInputDelta) - len(AttrInputMessages)
 	}
-	for _, kv := range p.storageAttributes() {
+	for _, kv := range p.storage {
 		cost += tagLen(fSpanAttributes, keyValueLen(kv))
 	}
 	// A few bytes for length prefixes that may not shrink with their
@@ -145,23 +179,32 @@ func (p *deltaPlan) apply(attrs []attribute.KeyValue, arrays *tokenArrays) []att
 			}
 		}
 	}
-	return append(attrs, p.storageAttributes()...)
+	return append(attrs, p.storage...)
 }
 
-// storageAttributes are the references of the delta form.
-func (p *deltaPlan) storageAttributes() []attribute.KeyValue {
+// storageAttributes are the references of the delta form; legacy gives
+// the hashes of records before XXH64.
+func (p *deltaPlan) storageAttributes(legacy bool) []attribute.KeyValue {
+	promptHash := attribute.Int64(AttrPromptXXHash, int64(promptXXHash(p.prompt)))
+	if legacy {
+		promptHash = attribute.Int64(AttrPromptHash, int64(PromptHash(p.prompt)))
+	}
 	attrs := []attribute.KeyValue{
 		attribute.Int64(AttrPromptParentSeq, int64(p.match.ref.seq)),
 		attribute.Int(AttrPromptParentChoice, p.match.ref.choice),
 		attribute.Int(AttrPromptFork, p.match.fork),
 		attribute.Int(AttrPromptLength, len(p.prompt)),
-		attribute.Int64(AttrPromptHash, int64(PromptHash(p.prompt))),
+		promptHash,
 	}
 	if p.messagesCount > 0 {
+		inputHash := attribute.Int64(AttrInputXXHash, int64(messagesXXHash(p.messages)))
+		if legacy {
+			inputHash = attribute.Int64(AttrInputHash, int64(messagesHash(p.messages)))
+		}
 		attrs = append(attrs,
 			attribute.Int(AttrInputParentCount, p.messagesCount),
 			attribute.Int(AttrInputLength, len(p.messages)),
-			attribute.Int64(AttrInputHash, int64(messagesHash(p.messages))),
+			inputHash,
 		)
 	}
 	return attrs
@@ -205,12 +248,13 @@ func jsonArrayEnds(s string) []int {
 		switch {
 		case isJSONSpace(c):
 		case c == '"':
-			for i++; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' {
-					i++
-				}
+			// Message contents are most of the text: one vectorised scan
+			// per string rather than a byte loop.
+			end, ok := jsonbytes.StringEnd(unsafe.Slice(unsafe.StringData(s), len(s)), i)
+			if !ok {
+				return nil
 			}
-			last, inElem = i+1, true
+			i, last, inElem = end-1, end, true
 		case depth == 0 && c == ',':
 			if !inElem {
 				return nil

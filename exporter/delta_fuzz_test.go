@@ -111,8 +111,8 @@ func resolveStored(t *testing.T, data [][]byte) uint64 {
 	ctx := context.Background()
 	// The attributes of a delta that never leave the store.
 	storageAttributes := []string{
-		AttrPromptParentSeq, AttrPromptParentChoice, AttrPromptFork, AttrPromptLength, AttrPromptHash,
-		AttrPromptDelta, AttrInputParentCount, AttrInputDelta, AttrInputLength, AttrInputHash,
+		AttrPromptParentSeq, AttrPromptParentChoice, AttrPromptFork, AttrPromptLength, AttrPromptHash, AttrPromptXXHash,
+		AttrPromptDelta, AttrInputParentCount, AttrInputDelta, AttrInputLength, AttrInputHash, AttrInputXXHash,
 	}
 	allocated := heapAllocated()
 

@@ -196,6 +196,54 @@ func TestDeltaConversation(t *testing.T) {
 	}
 }
 
+// Deltas stored before XXH64, with the earlier hashes, still read back
+// whole and still fail loudly when they do not match.
+func TestDeltaLegacyHashes(t *testing.T) {
+	key := rollout.Key{RolloutID: "legacy", AttemptID: "0"}
+	calls := conversation(key, 6, 300, 40)
+	whole, legacy := testStore(t), testStore(t)
+	recordAll(t, NewRecorder(whole, true, "test", WithWholePrompts()), calls)
+	rec := NewRecorder(legacy, true, "test")
+	rec.legacyHashes = true
+	recordAll(t, rec, calls)
+	_, wholeRecs := storedBytes(t, whole, key)
+	_, recs := storedBytes(t, legacy, key)
+	for _, r := range recs[1:] {
+		if !bytes.Contains(r.Data, []byte(AttrPromptHash)) || !bytes.Contains(r.Data, []byte(AttrInputHash)) ||
+			bytes.Contains(r.Data, []byte("xxhash")) {
+			t.Fatalf("call %d is not stored with the earlier hashes", r.Seq)
+		}
+	}
+	res := NewResolver(nil)
+	res.Add(recs...)
+	for i := range recs {
+		data, err := res.Full(context.Background(), recs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := ExportForm(wholeRecs[i].Data)
+		if len(data) != len(want) {
+			t.Errorf("call %d: %d bytes whole again, %d stored whole", i+1, len(data), len(want))
+		}
+	}
+	for i, c := range wholeCalls(t, recs) {
+		if !reflect.DeepEqual(c.Response.PromptTokenIDs, calls[i].Response.PromptTokenIDs) || !bytes.Equal(c.InputMessages, calls[i].Request.Input) {
+			t.Fatalf("call %d reads back differently", i+1)
+		}
+	}
+	// The earlier hashes are still checked: a delta whose hash is off
+	// by one is refused.
+	bad := append([]store.Record(nil), recs...)
+	i := bytes.Index(recs[2].Data, []byte(AttrPromptHash))
+	bad[2].Data = bytes.Clone(recs[2].Data)
+	bad[2].Data[i+len(AttrPromptHash)+4] ^= 1 // inside the hash's varint
+	res = NewResolver(nil)
+	res.Add(bad...)
+	if _, err := res.Full(context.Background(), bad[2]); err == nil {
+		t.Error("a delta whose stored hash does not match was read back")
+	}
+}
+
 // Every maxDeltaDepth levels a call is stored whole, so reading any call
 // reads a bounded chain.
 func TestDeltaSnapshot(t *testing.T) {

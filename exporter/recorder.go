@@ -38,12 +38,15 @@ type Recorder struct {
 	index *promptIndex
 	// packed stores token arrays packed, each once (packed.go).
 	packed bool
+	// legacyHashes stores deltas with the hashes of records before XXH64
+	// (tests: those records must still read back).
+	legacyHashes bool
 }
 
 // RecorderOption configures NewRecorder.
 type RecorderOption func(*recorderOptions)
 
-type recorderOptions struct{ wholePrompts, unpacked bool }
+type recorderOptions struct{ wholePrompts, unpacked, legacyHashes bool }
 
 // WithWholePrompts stores every call's whole prompt, as tokentap did before
 // it stored prompts as deltas: for comparisons (benchmarks) and tests.
@@ -89,6 +92,8 @@ func NewRecorder(st *store.Store, capture bool, version string, opts ...Recorder
 		tracer:  tp.Tracer(ScopeName, trace.WithInstrumentationVersion(version)),
 		capture: capture,
 		packed:  !o.unpacked,
+
+		legacyHashes: o.legacyHashes,
 	}
 	if st != nil && !o.wholePrompts && st.KeepsPromptParents() {
 		r.index = newPromptIndex()

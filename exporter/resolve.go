@@ -203,7 +203,7 @@ func (r *Resolver) rebuild(ctx context.Context, ref callRef, sc *storedCall, c *
 	p = append(p, parent.prompt[:min(f, len(parent.prompt))]...)
 	p = append(p, tokens[:f-min(f, len(parent.prompt))]...)
 	p = append(p, delta...)
-	if h := PromptHash(p); h != sc.hash {
+	if h := sc.promptHash(p); h != sc.hash {
 		return fmt.Errorf("prompt of call %d put together from parent %d does not match its hash (%x, stored %x): the store is corrupt", ref.seq, sc.parentSeq, h, sc.hash)
 	}
 	c.prompt = p
@@ -216,7 +216,7 @@ func (r *Resolver) rebuild(ctx context.Context, ref callRef, sc *storedCall, c *
 			return fmt.Errorf("input messages of call %d: parent %d has %d, not %d", ref.seq, sc.parentSeq, len(ends), sc.msgCount)
 		}
 		m := parent.messages[:ends[sc.msgCount-1]] + sc.msgDelta
-		if len(m) != sc.msgLength || messagesHash(m) != sc.msgHash {
+		if len(m) != sc.msgLength || sc.messagesHash(m) != sc.msgHash {
 			return fmt.Errorf("input messages of call %d put together from parent %d do not match their length and hash: the store is corrupt", ref.seq, sc.parentSeq)
 		}
 		c.messages, c.hasMessages = m, true
@@ -231,6 +231,7 @@ type storedCall struct {
 	parentChoice int
 	fork, length int
 	hash         uint64
+	xxhash       bool   // hash is promptXXHash's, not PromptHash's
 	prompt       []byte // the AnyValue of prompt_token_ids, stored whole
 	hasPrompt    bool
 	delta        []byte // the AnyValue of the delta's tokens
@@ -240,7 +241,24 @@ type storedCall struct {
 	msgDelta     string
 	msgLength    int
 	msgHash      uint64
+	msgXXHash    bool            // msgHash is messagesXXHash's, not messagesHash's
 	choices      map[int][]int64 // with choices: each choice's tokens by index
+}
+
+// promptHash hashes a prompt put back together as the record's stored
+// hash was made.
+func (sc *storedCall) promptHash(p []int64) uint64 {
+	if sc.xxhash {
+		return promptXXHash(p)
+	}
+	return PromptHash(p)
+}
+
+func (sc *storedCall) messagesHash(m string) uint64 {
+	if sc.msgXXHash {
+		return messagesXXHash(m)
+	}
+	return messagesHash(m)
 }
 
 var errCorrupt = errors.New("corrupt span record")
@@ -293,12 +311,16 @@ func (sc *storedCall) attribute(kv []byte) error {
 		sc.length = int(anyInt(val))
 	case AttrPromptHash:
 		sc.hash = uint64(anyInt(val))
+	case AttrPromptXXHash:
+		sc.hash, sc.xxhash = uint64(anyInt(val)), true
 	case AttrInputParentCount:
 		sc.msgCount = int(anyInt(val))
 	case AttrInputLength:
 		sc.msgLength = int(anyInt(val))
 	case AttrInputHash:
 		sc.msgHash = uint64(anyInt(val))
+	case AttrInputXXHash:
+		sc.msgHash, sc.msgXXHash = uint64(anyInt(val)), true
 	}
 	return err
 }
@@ -375,8 +397,8 @@ func wholeSpan(data []byte, c *resolvedCall) ([]byte, error) {
 			if c.hasMessages {
 				out = appendKeyValueField(out, fSpanAttributes, attribute.String(AttrInputMessages, c.messages))
 			}
-		case AttrPromptParentSeq, AttrPromptParentChoice, AttrPromptFork, AttrPromptLength, AttrPromptHash,
-			AttrInputParentCount, AttrInputLength, AttrInputHash:
+		case AttrPromptParentSeq, AttrPromptParentChoice, AttrPromptFork, AttrPromptLength, AttrPromptHash, AttrPromptXXHash,
+			AttrInputParentCount, AttrInputLength, AttrInputHash, AttrInputXXHash:
 		default:
 			out = append(out, raw...)
 		}

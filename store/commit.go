@@ -123,6 +123,7 @@ func (s *Store) commitTxn(batch []*writeReq) (n int, errs []error, err error) {
 	// Summaries are rewritten once per transaction, whatever the number of
 	// records they gained.
 	for rid, sum := range summaries {
+		s.known.add(rid) // before the commit: a load must never miss it
 		v, err := json.Marshal(sum)
 		if err != nil {
 			return len(batch), errs, fmt.Errorf("encode summary of %q: %w", rid, err)

@@ -298,6 +298,10 @@ func (s *Store) measureHeld(from uint64, cutoff int64) (heldRecords, error) {
 // do: a sequence id is never handed out twice while the rollout's records
 // are retained.
 func (s *Store) loadRollout(rid string) (last uint64, complete []string, err error) {
+	if !s.known.mayHold(rid) && !s.mayOutliveSummaries(time.Now()) {
+		return 0, nil, nil // a new rollout, known without a read
+	}
+	s.rolloutReads.Add(1)
 	err = s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(rolloutKey(rid))
 		if err == nil {

@@ -128,7 +128,10 @@ type Store struct {
 	// rollouts: the first uses of thousands of new rollouts at the start of
 	// an RL step read the store side by side.
 	rollouts sync.Map
+	// known says which rollouts the store may hold (known.go).
+	known knownRollouts
 
+	rolloutReads atomic.Uint64 // rollout states loaded by reading the store
 	commits      atomic.Uint64
 	commitNanos  atomic.Uint64
 	commitHist   [len(commitBuckets) + 1]atomic.Uint64
@@ -233,6 +236,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.loadCompletions(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.loadKnown(); err != nil {
 		db.Close()
 		return nil, err
 	}

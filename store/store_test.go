@@ -209,6 +209,20 @@ func TestSequences(t *testing.T) {
 		if seq, _ := s.NextSequence(ctx, "fresh", "0"); seq != 1 {
 			t.Errorf("a new rollout starts at %d", seq)
 		}
+		// The rollout the store holds was read; the new one was known
+		// new without a read (which waits for the commit in flight).
+		if n := s.rolloutReads.Load(); n != 1 {
+			t.Errorf("%d rollout reads after reopening, want 1 (r only)", n)
+		}
+		// A rollout first committed after the reopen, then forgotten,
+		// is read again and continues.
+		if err := s.Append(ctx, rec("fresh", "0", 1, KindCall, "x")); err != nil {
+			t.Fatal(err)
+		}
+		s.forgetIdle(time.Now().Add(time.Hour))
+		if seq, _ := s.NextSequence(ctx, "fresh", "0"); seq != 2 {
+			t.Errorf("a forgotten rollout continues at %d, want 2", seq)
+		}
 	})
 }
 
