@@ -205,6 +205,11 @@ func (ex *exchange) recordCall(status exporter.Status, httpStatus int, errType, 
 	valid, checked := verdict.Valid, verdict.Problem
 	c.Checks = verdict.Checks
 	switch {
+	case res == nil && ex.replica == nil:
+		// tokentap refused it itself (a bad body, a model no replica
+		// serves): vLLM was asked nothing, so there are no IDs to judge.
+		valid, c.Checks = false, nil
+		checked = joinProblems("call "+string(status), problem, "the request was refused before it reached the upstream")
 	case status != exporter.StatusOK:
 		valid = false
 		checked = joinProblems("call "+string(status), problem, checked)

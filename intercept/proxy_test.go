@@ -699,3 +699,37 @@ func TestTraceparentJoinsAgentTrace(t *testing.T) {
 		t.Errorf("trace id %s", c.TraceID)
 	}
 }
+
+// A call refused before it was sent upstream says why, and only that: no
+// diagnosis of token IDs that were never asked for (it once read "token
+// IDs not requested: completions echo requests ..." on a chat call).
+func TestRefusedCallProblem(t *testing.T) {
+	tests := []struct {
+		name, path, body string
+	}{
+		{"chat, malformed body", "/v1/chat/completions", `{"model":"` + model + `","messages":[`},
+		{"completions, not an object", "/v1/completions", `[1]`},
+		{"messages, messages not a list", "/v1/messages", `{"model":"` + model + `","max_tokens":8,"messages":"x"}`},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{})
+			rid := fmt.Sprintf("refused-%d", i)
+			status, got, _ := rawPost(t, r.front.URL+"/rollout/"+rid+"/attempt/0"+tt.path, tt.body)
+			if status != http.StatusBadRequest {
+				t.Fatalf("agent got %d %s", status, got)
+			}
+			if err := r.proxy.Wait(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			calls := r.calls(t, rollout.Key{RolloutID: rid, AttemptID: "0"})
+			if len(calls) != 1 {
+				t.Fatalf("recorded %d calls", len(calls))
+			}
+			c := calls[0]
+			if c.Valid || c.Problem != "call error; the request was refused before it reached the upstream" {
+				t.Errorf("recorded valid %v, problem %q", c.Valid, c.Problem)
+			}
+		})
+	}
+}
