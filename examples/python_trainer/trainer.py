@@ -105,6 +105,9 @@ def launch_search_r1(cmd: List[str], args: argparse.Namespace, cursor: str, step
     argv = cmd + [
         "--base-url", args.sidecar, "--model", args.model, "--rollouts", str(args.tasks),
         "--concurrency", str(args.concurrency), "--seed", str(args.seed + step),
+        # Each member of a group is its own draw of the policy (vLLM samples
+        # differently per seed), so a question's attempts can differ.
+        "--sampling-seed", str(1 + step * args.group_size + member),
         "--feed-cursor", cursor,
         "--triplets", os.path.join(d, "triplets.jsonl"), "--trajectories", os.path.join(d, "trajectories.jsonl"),
     ]
@@ -254,8 +257,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         total = sum(r["attempts"] for r in rows)
         print(f"batch: {sum(r['trajectories'] for r in rows)} trajectories of {total} attempts -> {args.out} (feed cursor {tt.cursor})")
         if rows and all(r["signal"] == 0 for r in rows):
-            print("note: every group's rewards are equal, so every advantage is 0; the --demo policy is scripted"
-                  " (a question gets the same answer every time). Against a real vLLM at temperature 1.0 groups differ.")
+            print("note: every group's rewards are equal, so every advantage is 0: GRPO learns nothing from this batch"
+                  " (a policy that always succeeds or always fails on these questions).")
         return 0 if total else 1
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -39,8 +39,11 @@ type agent struct {
 	maxTurns    int
 	maxTokens   int
 	temperature float64
-	stream      bool
-	http        *http.Client
+	// samplingSeed, when not 0, is sent as every call's seed: runs with
+	// different seeds are different draws of the policy (a GRPO group).
+	samplingSeed int64
+	stream       bool
+	http         *http.Client
 }
 
 // outcome is what one rollout did.
@@ -101,6 +104,9 @@ func (a *agent) generate(ctx context.Context, client openai.Client, messages []o
 		MaxTokens:   openai.Int(int64(a.maxTokens)),
 		Temperature: openai.Float(a.temperature),
 		Stop:        openai.ChatCompletionNewParamsStopUnion{OfStringArray: []string{"</search>", "</answer>"}},
+	}
+	if a.samplingSeed != 0 {
+		params.Seed = openai.Int(a.samplingSeed)
 	}
 	if !a.stream {
 		resp, err := client.Chat.Completions.New(ctx, params)

@@ -53,6 +53,7 @@ type options struct {
 	stream       bool
 	retriever    string
 	seed         uint64
+	samplingSeed int64
 	triplets     string
 	trajectories string
 	feedCursor   string
@@ -82,6 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.stream, "stream", false, "stream the answers")
 	fs.StringVar(&o.retriever, "retriever", "", "a Search-R1 retrieval server (POST /retrieve); empty: the built-in BM25 over data/corpus.jsonl")
 	fs.Uint64Var(&o.seed, "seed", 1, "picks the questions")
+	fs.Int64Var(&o.samplingSeed, "sampling-seed", 0, "sent as every call's seed (0: none); runs with different sampling seeds are different draws, as a GRPO group needs")
 	fs.StringVar(&o.triplets, "triplets", "search_r1_triplets.jsonl", "where to write the training triplets")
 	fs.StringVar(&o.trajectories, "trajectories", "search_r1_trajectories.jsonl", "where to write the trajectories tokentap merged (one line per trajectory)")
 	fs.StringVar(&o.feedCursor, "feed-cursor", "0", "where to start reading tokentap's trajectories feed (the cursor a previous run printed)")
@@ -144,7 +146,7 @@ func runRecipe(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	rng.Shuffle(len(questions), func(i, j int) { questions[i], questions[j] = questions[j], questions[i] })
 	client := &http.Client{Timeout: 10 * time.Minute}
 	a := &agent{sidecar: o.baseURL, apiKey: o.apiKey, model: o.model, retriever: o.retriever, maxTurns: o.maxTurns,
-		maxTokens: o.maxTokens, temperature: o.temperature, stream: o.stream, http: client}
+		maxTokens: o.maxTokens, temperature: o.temperature, samplingSeed: o.samplingSeed, stream: o.stream, http: client}
 
 	ids := make([]string, o.rollouts)
 	want := map[string]bool{}

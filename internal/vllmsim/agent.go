@@ -277,3 +277,16 @@ func backticked(s string) (string, bool) {
 		s = s[j+1:]
 	}
 }
+
+// policySample is the sample index a Policy sees for choice i of a request
+// with the given seed: i itself without a seed (reproducible runs), and a
+// draw of its own per seed otherwise.
+func policySample(seed *int64, i int) int {
+	if seed == nil {
+		return i
+	}
+	h := newFNV64()
+	h.u64(uint64(*seed))
+	h.u64(uint64(i))
+	return int(uint64(h) >> 33) // non-negative on every platform
+}

@@ -122,11 +122,13 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case s.opts.Policy != nil && s.opts.Policy(req.messages, 0) != "":
 		msgs := append([]Message(nil), req.messages...)
-		p.forced = func(i int) string { return s.opts.Policy(msgs, i) }
+		seed := p.seed
+		p.forced = func(i int) string { return s.opts.Policy(msgs, policySample(seed, i)) }
 	case s.opts.AgentPolicy != nil && s.opts.AgentPolicy(preq) != "":
+		seed := p.seed
 		p.forced = func(i int) string {
 			r := preq
-			r.Sample = i
+			r.Sample = policySample(seed, i)
 			return s.opts.AgentPolicy(r)
 		}
 	case toolsActive && (req.toolChoice != "auto" || mentionsWeather(req.messages)):

@@ -1,6 +1,8 @@
 package vllmsim
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -42,5 +44,33 @@ func TestSearchR1Policy(t *testing.T) {
 	}
 	if answers["Berlin"] == 0 || answers["Berlin"] == 32 {
 		t.Errorf("answers %v: a policy that is right sometimes, not always", answers)
+	}
+}
+
+// A request's seed is another draw of a scripted policy, as of vLLM's
+// sampling: the same seed (or none) gives the same answer, other seeds
+// other answers, so a GRPO group of one question gets rewards that differ.
+func TestPolicyDrawsBySeed(t *testing.T) {
+	s := New(Options{Policy: SearchR1Policy})
+	content := func(seed string) string {
+		prompt, _ := json.Marshal(strings.Replace(searchR1Prompt, "%s", "What is the capital of Germany?", 1))
+		body := `{"model":"Qwen/Qwen2.5-1.5B-Instruct","messages":[{"role":"user","content":` + string(prompt) + `}],"max_tokens":64` + seed + `}`
+		r := post(t, s, "/v1/chat/completions", body)
+		mustOK(t, r, "application/json")
+		_, after, _ := strings.Cut(string(r.body), `"content":`)
+		return after[:strings.Index(after, `","`)]
+	}
+	if a, b := content(""), content(""); a != b {
+		t.Errorf("no seed, two answers: %s / %s", a, b)
+	}
+	if a, b := content(`,"seed":7`), content(`,"seed":7`); a != b {
+		t.Errorf("seed 7, two answers: %s / %s", a, b)
+	}
+	seen := map[string]bool{}
+	for seed := range 16 {
+		seen[content(fmt.Sprintf(`,"seed":%d`, seed+1))] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("16 seeds, one answer: %v", seen)
 	}
 }

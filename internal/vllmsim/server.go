@@ -85,12 +85,15 @@ type Options struct {
 	BeforeEvent func(ctx context.Context, index int)
 	// Policy, when set, chooses the assistant text of a chat request (the
 	// messages as given, the sample index) instead of the built-in generator.
+	// A request with a seed is another draw: its sample indices are offset
+	// by the seed (policySample), as vLLM samples differently per seed.
 	// The text is tokenised and streamed like any generation; max_tokens and
 	// stop strings still apply, and EOS follows it. A policy that returns ""
 	// for a conversation leaves it to the built-in generator.
 	Policy func(messages []Message, sample int) string
 	// AgentPolicy, when set, is asked after Policy (when Policy is nil or
-	// returns ""): it sees the offered tools and the thinking switch as well.
+	// returns ""): it sees the offered tools and the thinking switch as well
+	// (and the sample index as Policy does).
 	// "" again leaves the conversation to the built-in generator.
 	// AgentPolicy and DemoPolicy are ready-made ones.
 	AgentPolicy func(req PolicyRequest) string
