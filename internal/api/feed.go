@@ -64,6 +64,7 @@ func (a *API) feed(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, err)
 			return
 		}
+		v.Cursor = strconv.FormatUint(e.Position, 10)
 		b, err := json.Marshal(v)
 		if err != nil {
 			a.fail(w, fmt.Errorf("encode the view of %s/%s: %w", e.RolloutID, e.AttemptID, err))

@@ -61,7 +61,7 @@ func TestFeedPages(t *testing.T) {
 		Attempts []trajectoriesView `json:"attempts"`
 		Next     string             `json:"next"`
 	}
-	var got []string
+	var got, cursors []string
 	after := "0"
 	for range 4 {
 		status, body := get(t, srv.URL+"/api/v1/trajectories?limit=2&after="+after)
@@ -74,6 +74,7 @@ func TestFeedPages(t *testing.T) {
 				t.Errorf("%s: %+v", v.RolloutID, v)
 			}
 			got = append(got, v.RolloutID)
+			cursors = append(cursors, v.Cursor)
 		}
 		if len(p.Attempts) == 0 && p.Next != after {
 			t.Errorf("an empty page moved the cursor from %s to %s", after, p.Next)
@@ -82,6 +83,15 @@ func TestFeedPages(t *testing.T) {
 	}
 	if strings.Join(got, ",") != "b,a,c" || after != "3" {
 		t.Errorf("feed gave %v, cursor %s; want b,a,c and 3", got, after)
+	}
+	// Each attempt says the cursor to resume after it with.
+	if strings.Join(cursors, ",") != "1,2,3" {
+		t.Errorf("attempts' cursors %v, want 1,2,3", cursors)
+	}
+	status, body := get(t, srv.URL+"/api/v1/trajectories?after="+cursors[0])
+	var p page
+	if status != 200 || json.Unmarshal(body, &p) != nil || len(p.Attempts) != 2 || p.Attempts[0].RolloutID != "a" {
+		t.Errorf("after the first attempt's cursor: %d %s", status, body)
 	}
 }
 

@@ -17,6 +17,9 @@ type trajectoriesView struct {
 	InFlight     int              `json:"in_flight"`
 	Trajectories []trajectoryView `json:"trajectories"`
 	Drift        []driftView      `json:"drift"`
+	// Cursor, in the feed only, is the feed cursor just past this attempt:
+	// resuming with it skips this attempt and nothing after it.
+	Cursor string `json:"cursor,omitempty"`
 }
 
 type trajectoryView struct {

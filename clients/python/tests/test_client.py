@@ -475,6 +475,7 @@ class Feed(unittest.TestCase):
         # The feed_page primitive, for a trainer that wants pages.
         page = tt.feed_page(after="0", limit=2)
         self.assertEqual(([a["rollout_id"] for a in page["attempts"]], page["next"]), (["page-a", "page-b"], "2"))
+        self.assertEqual([a["cursor"] for a in page["attempts"]], ["1", "2"])  # each attempt's resume point
         self.assertEqual(tt.cursor, "3")  # unmoved
         # Setting the cursor back replays from there.
         tt.cursor = 2

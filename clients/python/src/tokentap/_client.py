@@ -413,12 +413,12 @@ class Client:
 def _positions(after: str, page: JSON) -> List[Tuple[JSON, str]]:
     """Pairs each attempt of a feed page with the cursor after it.
 
-    The completion log numbers its entries 1, 2, ...; when a page's ``next``
-    shows its entries are consecutive, the cursor after the i-th attempt is
-    ``after + i + 1``, exact to the attempt. Otherwise (a gap) only the
-    page's end is known: the earlier attempts keep the page's start, so a
-    run that stops mid-page and resumes from a saved cursor sees them again
-    rather than losing any (within one client they are never repeated).
+    Each attempt carries it as ``cursor``. From a sidecar too old to say,
+    only the page's end is known exactly: when the page's ``next`` shows its
+    entries are consecutive the i-th attempt's is ``after + i + 1``;
+    otherwise the earlier attempts keep the page's start, so a run that
+    stops mid-page and resumes from a saved cursor sees them again rather
+    than losing any (within one client they are never repeated).
     """
     attempts = list(page.get("attempts") or [])
     nxt = str(page.get("next") or after)
@@ -426,6 +426,10 @@ def _positions(after: str, page: JSON) -> List[Tuple[JSON, str]]:
     dense = int(nxt) - start == len(attempts)
     out: List[Tuple[JSON, str]] = []
     for i, a in enumerate(attempts):
+        cursor = a.get("cursor")
+        if isinstance(cursor, str) and cursor.isdigit():
+            out.append((a, cursor))
+            continue
         last = i == len(attempts) - 1
         out.append((a, nxt if last else (str(start + i + 1) if dense else after)))
     return out
