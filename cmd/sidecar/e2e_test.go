@@ -501,7 +501,7 @@ func TestDemoMode(t *testing.T) {
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`tokentap_calls_total{http_status="200",operation="chat",status="ok",upstream=`,
+		`tokentap_calls_total{dialect="openai.chat",http_status="200",operation="chat",status="ok",upstream=`,
 		`tokentap_tokens_total{direction="completion"}`,
 		"tokentap_calls_in_flight 0",
 		"tokentap_store_commits_total",

@@ -49,8 +49,8 @@ func New(src Sources) *Metrics {
 	m := &Metrics{
 		reg: reg,
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tokentap_calls_total", Help: "Traced calls recorded, by operation, status (ok, error, cancelled), HTTP status and upstream.",
-		}, []string{"operation", "status", "http_status", "upstream"}),
+			Name: "tokentap_calls_total", Help: "Traced calls recorded, by the agent's dialect, the operation sent upstream, status (ok, error, cancelled), HTTP status and upstream.",
+		}, []string{"dialect", "operation", "status", "http_status", "upstream"}),
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokentap_tokens_total", Help: "Token IDs recorded, by direction (prompt, completion).",
 		}, []string{"direction"}),
@@ -58,9 +58,9 @@ func New(src Sources) *Metrics {
 			Name: "tokentap_invalid_token_ids_calls_total", Help: "Successful calls whose token IDs failed the fidelity check, by operation.",
 		}, []string{"operation"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "tokentap_call_duration_seconds", Help: "Traced call duration, from the request to the record, by operation and upstream.",
+			Name: "tokentap_call_duration_seconds", Help: "Traced call duration, from the request to the record, by dialect, operation and upstream.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
-		}, []string{"operation", "upstream"}),
+		}, []string{"dialect", "operation", "upstream"}),
 		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "tokentap_time_to_first_token_seconds", Help: "Streaming calls: time from the request to the first token event, by upstream.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
@@ -118,8 +118,8 @@ func (m *Metrics) Handler() http.Handler {
 // the record could not be committed.
 func (m *Metrics) ObserveCall(c *exporter.Call, recordErr error) {
 	op := c.Request.Endpoint.Operation()
-	m.calls.WithLabelValues(op, string(c.Status), strconv.Itoa(c.HTTPStatus), c.Upstream).Inc()
-	m.duration.WithLabelValues(op, c.Upstream).Observe(c.End.Sub(c.Start).Seconds())
+	m.calls.WithLabelValues(c.Dialect, op, string(c.Status), strconv.Itoa(c.HTTPStatus), c.Upstream).Inc()
+	m.duration.WithLabelValues(c.Dialect, op, c.Upstream).Observe(c.End.Sub(c.Start).Seconds())
 	if !c.FirstToken.IsZero() {
 		m.ttft.WithLabelValues(c.Upstream).Observe(c.FirstToken.Sub(c.Start).Seconds())
 	}
