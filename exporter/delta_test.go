@@ -151,27 +151,7 @@ func TestDeltaConversation(t *testing.T) {
 		}
 	}
 	// The whole spans equal the ones stored whole, ids aside.
-	res := NewResolver(nil)
-	res.Add(deltaRecs...)
-	for i := range deltaRecs {
-		data, err := res.Full(context.Background(), deltaRecs[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := ExportForm(wholeRecs[i].Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(data) != len(want) {
-			t.Errorf("call %d: %d bytes whole again, %d stored whole", i+1, len(data), len(want))
-		}
-		_, a, _ := DecodeRecord(data)
-		_, b, _ := DecodeRecord(want)
-		a.TraceId, a.SpanId, b.TraceId, b.SpanId = nil, nil, nil, nil
-		if !proto.Equal(a, b) {
-			t.Errorf("call %d: span read back differs from the span stored whole", i+1)
-		}
-	}
+	checkReadBackWhole(t, deltaRecs, wholeRecs)
 
 	// The OTLP export shows the same: whole prompts.
 	pb, err := EncodeTraces(deltaRecs, Protobuf)
@@ -196,6 +176,33 @@ func TestDeltaConversation(t *testing.T) {
 	}
 }
 
+// checkReadBackWhole holds every record of recs, read through a resolver
+// holding them all, to the same call stored whole, ids aside.
+func checkReadBackWhole(t *testing.T, recs, wholeRecs []store.Record) {
+	t.Helper()
+	res := NewResolver(nil)
+	res.Add(recs...)
+	for i := range recs {
+		data, err := res.Full(context.Background(), recs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := ExportForm(wholeRecs[i].Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) != len(want) {
+			t.Errorf("call %d: %d bytes whole again, %d stored whole", i+1, len(data), len(want))
+		}
+		_, a, _ := DecodeRecord(data)
+		_, b, _ := DecodeRecord(want)
+		a.TraceId, a.SpanId, b.TraceId, b.SpanId = nil, nil, nil, nil
+		if !proto.Equal(a, b) {
+			t.Errorf("call %d: span read back differs from the span stored whole", i+1)
+		}
+	}
+}
+
 // Deltas stored before XXH64, with the earlier hashes, still read back
 // whole and still fail loudly when they do not match.
 func TestDeltaLegacyHashes(t *testing.T) {
@@ -214,18 +221,7 @@ func TestDeltaLegacyHashes(t *testing.T) {
 			t.Fatalf("call %d is not stored with the earlier hashes", r.Seq)
 		}
 	}
-	res := NewResolver(nil)
-	res.Add(recs...)
-	for i := range recs {
-		data, err := res.Full(context.Background(), recs[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, _ := ExportForm(wholeRecs[i].Data)
-		if len(data) != len(want) {
-			t.Errorf("call %d: %d bytes whole again, %d stored whole", i+1, len(data), len(want))
-		}
-	}
+	checkReadBackWhole(t, recs, wholeRecs)
 	for i, c := range wholeCalls(t, recs) {
 		if !reflect.DeepEqual(c.Response.PromptTokenIDs, calls[i].Response.PromptTokenIDs) || !bytes.Equal(c.InputMessages, calls[i].Request.Input) {
 			t.Fatalf("call %d reads back differently", i+1)
@@ -237,7 +233,7 @@ func TestDeltaLegacyHashes(t *testing.T) {
 	i := bytes.Index(recs[2].Data, []byte(AttrPromptHash))
 	bad[2].Data = bytes.Clone(recs[2].Data)
 	bad[2].Data[i+len(AttrPromptHash)+4] ^= 1 // inside the hash's varint
-	res = NewResolver(nil)
+	res := NewResolver(nil)
 	res.Add(bad...)
 	if _, err := res.Full(context.Background(), bad[2]); err == nil {
 		t.Error("a delta whose stored hash does not match was read back")

@@ -201,15 +201,17 @@ func (ex *exchange) recordCall(status exporter.Status, httpStatus int, errType, 
 	if res != nil {
 		c.Response = *res
 	}
+	if res == nil && ex.replica == nil {
+		// tokentap refused it itself (a bad body, a model no replica
+		// serves): vLLM was asked nothing, so there are no IDs to judge.
+		c.Valid, c.Problem = false, joinProblems("call "+string(status), problem, "the request was refused before it reached the upstream")
+		ex.recordErr = ex.p.cfg.Recorder.RecordCall(ctx, c)
+		return c
+	}
 	verdict := tokenids.Verify(&ex.req, &c.Response)
 	valid, checked := verdict.Valid, verdict.Problem
 	c.Checks = verdict.Checks
 	switch {
-	case res == nil && ex.replica == nil:
-		// tokentap refused it itself (a bad body, a model no replica
-		// serves): vLLM was asked nothing, so there are no IDs to judge.
-		valid, c.Checks = false, nil
-		checked = joinProblems("call "+string(status), problem, "the request was refused before it reached the upstream")
 	case status != exporter.StatusOK:
 		valid = false
 		checked = joinProblems("call "+string(status), problem, checked)

@@ -119,13 +119,12 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	reasoningOn := s.template == TemplateQwen3
 	thinks := reasoningOn && req.thinkingEnabled()
 	preq := s.policyRequest(req)
+	seed := p.seed
 	switch {
 	case s.opts.Policy != nil && s.opts.Policy(req.messages, 0) != "":
 		msgs := append([]Message(nil), req.messages...)
-		seed := p.seed
 		p.forced = func(i int) string { return s.opts.Policy(msgs, policySample(seed, i)) }
 	case s.opts.AgentPolicy != nil && s.opts.AgentPolicy(preq) != "":
-		seed := p.seed
 		p.forced = func(i int) string {
 			r := preq
 			r.Sample = policySample(seed, i)
